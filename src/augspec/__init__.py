@@ -1,0 +1,76 @@
+"""augspec: the regularizers of vision training as one registry of specs,
+compiled for NumPy, PyTorch, TensorFlow or albumentations.
+
+    import augspec as aug
+    pipe = aug.Pipeline([aug.Affine(rotate=15), aug.HorizontalFlip(), aug.MixUp(0.8)],
+                        num_classes=10, seed=0)
+    run = pipe.compile("numpy")
+    images, soft_labels = run(images, labels)
+
+Importing augspec imports no framework; a backend imports its own on compile.
+"""
+
+from __future__ import annotations
+
+from .core.containers import OneOf, RandomApply
+from .core.errors import (
+    AugspecError,
+    BackendUnavailableError,
+    ConfigError,
+    ConfigTypeError,
+    DuplicateNameError,
+    InputError,
+    InputTypeError,
+    RegistryError,
+    SpecError,
+    SpecTypeError,
+)
+from .core.ops.color import Brightness, ColorJitter, Contrast, Hue, Saturation
+from .core.ops.feature import Dropout
+from .core.ops.geometric import Affine, HorizontalFlip, VerticalFlip
+from .core.ops.label import LabelSmoothing
+from .core.ops.mix import CutMix, MixUp
+from .core.ops.pixel import GaussianNoise, Normalize, Rescale, Standardize, ZCAWhitening
+from .core.ops.region import CutOut
+from .core.pipeline import Pipeline
+from .core.random import Bernoulli, Beta, Categorical, Normal, Permutation, Uniform, derive_key
+from .core.run import Run
+from .core.serialize import from_dict, from_json, from_yaml, to_dict, to_json, to_yaml
+from .core.spec import (
+    ColorOp,
+    Context,
+    FeatureOp,
+    GeometricOp,
+    LabelOp,
+    MixOp,
+    Op,
+    PixelOp,
+    RegionOp,
+    spec,
+)
+from .plugins.hookspecs import hookimpl
+from .plugins.manager import (
+    PluginWarning,
+    list_backends,
+    list_ops,
+    plugin_errors,
+    register,
+    register_kernel,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Affine", "HorizontalFlip", "VerticalFlip",
+    "Brightness", "Contrast", "Saturation", "Hue", "ColorJitter",
+    "GaussianNoise", "Rescale", "Normalize", "Standardize", "ZCAWhitening",
+    "CutOut", "MixUp", "CutMix", "LabelSmoothing", "Dropout",
+    "Pipeline", "OneOf", "RandomApply", "Run",
+    "Op", "GeometricOp", "ColorOp", "PixelOp", "RegionOp", "MixOp", "LabelOp", "FeatureOp", "Context", "spec",
+    "Uniform", "Bernoulli", "Beta", "Normal", "Categorical", "Permutation", "derive_key",
+    "to_dict", "from_dict", "to_json", "from_json", "to_yaml", "from_yaml",
+    "register", "register_kernel", "hookimpl", "list_ops", "list_backends", "plugin_errors", "PluginWarning",
+    "AugspecError", "SpecError", "SpecTypeError", "InputError", "InputTypeError", "RegistryError",
+    "DuplicateNameError", "BackendUnavailableError", "ConfigError", "ConfigTypeError",
+    "__version__",
+]

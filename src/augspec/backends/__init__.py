@@ -1,0 +1,1 @@
+"""Backends: the primitive namespace of one framework each (see ``base.py``)."""

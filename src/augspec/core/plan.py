@@ -1,0 +1,278 @@
+"""The planner: a pipeline becomes a list of leaves with per-sample gates, then
+stages that fuse consecutive ops of one family.
+
+- Containers flatten: a leaf of ``RandomApply`` carries the gate "its Bernoulli
+  draw", a leaf of ``OneOf`` the gate "choice == k"; an op with ``p < 1`` adds
+  its own Bernoulli gate. Where a gate is off, the leaf is the identity.
+- geometric: the forward matrices compose into one per sample and the batch is
+  resampled ONCE at ``M^-1 p`` (pure flips skip resampling: a masked flip).
+- color: linear colour maps compose into one ``A x + t`` per sample; the mean a
+  contrast needs is carried through the composition exactly.
+- region: masks per op, written in order; mix: one partner permutation and ONE
+  gather per stage (a OneOf of mix ops is one stage: all candidates see the same
+  input); label, pixel and feature ops run one by one.
+- Values are clamped to [0, 1] at the end of each colour or pixel stage while the
+  pipeline is still in that range (before Normalize and friends), and only there.
+
+Stages never look at the values of arrays, so nothing here needs a host sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .errors import SpecError
+from .random import Bernoulli, DrawSpec, Sampler
+from .spec import ColorOp, Context, FitOp, Op
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A per-sample condition: ``params[key]`` (a bool) or ``params[key] == index``."""
+
+    key: str
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class Leaf:
+    op: Op
+    path: str
+    gates: tuple[Gate, ...]
+    group: str | None = None  # path of the nearest OneOf
+
+    def params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        pre = self.path + "/"
+        return {k[len(pre):]: v for k, v in params.items() if k.startswith(pre)}
+
+
+@dataclass
+class Stage:
+    kind: str
+    leaves: list[Leaf] = field(default_factory=list)
+    clamp: bool = False
+    interpolation: str | None = None
+    fill: tuple | None = None
+
+
+def flatten(ops: Sequence[Op]) -> tuple[list[Leaf], list[DrawSpec]]:
+    leaves: list[Leaf] = []
+    draws: list[DrawSpec] = []
+
+    def add_draw(key: str, dist: Any) -> None:
+        draws.append(DrawSpec(key, dist, len(draws)))
+
+    def visit(op: Op, path: str, gates: tuple[Gate, ...], group: str | None) -> None:
+        if op.family == "container":
+            own = gates
+            if getattr(op, "p", 1.0) < 1.0:
+                add_draw(f"{path}/apply", Bernoulli(p=op.p))
+                own = own + (Gate(f"{path}/apply"),)
+            kids = op.children  # type: ignore[attr-defined]
+            if op.name == "one_of":
+                for name, dist in op.draws().items():
+                    add_draw(f"{path}/{name}", dist)
+                for k, child in enumerate(kids):
+                    visit(child, f"{path}.{k}", own + (Gate(f"{path}/choice", k),), path)
+            else:
+                for k, child in enumerate(kids):
+                    visit(child, f"{path}.{k}", own, group)
+            return
+        own = gates
+        if op.p < 1.0:
+            add_draw(f"{path}/apply", Bernoulli(p=op.p))
+            own = own + (Gate(f"{path}/apply"),)
+        for name, dist in op.draws().items():
+            add_draw(f"{path}/{name}", dist)
+        leaves.append(Leaf(op, path, own, group))
+
+    for i, op in enumerate(ops):
+        visit(op, str(i), (), None)
+    return leaves, draws
+
+
+def _kind(op: Op) -> str:
+    if isinstance(op, ColorOp):
+        return "color" if op.linear else "pixel"
+    return op.family
+
+
+class Plan:
+    """The stages of a pipeline and the sampler of its draws."""
+
+    def __init__(self, ops: Sequence[Op], kernels: Mapping[str, Any] | None = None):
+        self.kernels = dict(kernels or {})
+        self.leaves, draws = flatten(ops)
+        self.sampler = Sampler(draws)
+        self.changes_labels = any(lf.op.changes_labels for lf in self.leaves)
+        self.bounded = all(lf.op.bounded for lf in self.leaves)
+        for lf in self.leaves:
+            if isinstance(lf.op, FitOp) and not lf.op.fitted:
+                raise SpecError(f"{type(lf.op).__name__} (at {lf.path}): statistics not fitted; call Pipeline.fit(x) first")
+        self.stages = self._stages()
+
+    def _stages(self) -> list[Stage]:
+        stages: list[Stage] = []
+        bounded = True
+        for lf in self.leaves:
+            kind = _kind(lf.op)
+            last = stages[-1] if stages else None
+            if kind == "geometric":
+                interp = getattr(lf.op, "interpolation", None)
+                fill = getattr(lf.op, "fill", None)
+                if (last is not None and last.kind == "geometric"
+                        and (interp is None or last.interpolation in (None, interp))
+                        and (fill is None or last.fill in (None, fill))):
+                    last.leaves.append(lf)
+                    last.interpolation = last.interpolation or interp
+                    last.fill = last.fill or fill
+                else:
+                    stages.append(Stage("geometric", [lf], interpolation=interp, fill=fill))
+            elif kind in ("color", "region", "mix") and last is not None and last.kind == kind and (
+                kind != "mix" or (lf.group is not None and lf.group == last.leaves[0].group)
+            ):
+                last.leaves.append(lf)
+            else:
+                stages.append(Stage(kind, [lf], clamp=kind in ("color", "pixel") and bounded))
+            if not lf.op.bounded:
+                bounded = False
+                stages[-1].clamp = False
+        return stages
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, B: Any, x: Any, y: Any, params: Mapping[str, Any], ctx: Context, fuse: bool = True):
+        for st in self.stages:
+            x, y = getattr(self, "_" + st.kind)(B, st, x, y, params, ctx, fuse)
+            if st.clamp:
+                x = B.clip(x, 0.0, 1.0)
+        return x, y
+
+    def call(self, lf: Leaf, method: str, *args: Any) -> Any:
+        """The leaf's kernel: the backend's registered one, else the op's own method."""
+        fn = self.kernels.get(lf.op.name)
+        return fn(lf.op, *args) if fn is not None else getattr(lf.op, method)(*args)
+
+    @staticmethod
+    def gate(leaf: Leaf, params: Mapping[str, Any]) -> Any:
+        m = None
+        for g in leaf.gates:
+            v = params[g.key]
+            c = v if g.index is None else v == g.index
+            m = c if m is None else m & c
+        return m
+
+    def _geometric(self, B, st, x, y, params, ctx, fuse):
+        if all(lf.op.flip_axis for lf in st.leaves):  # type: ignore[attr-defined]
+            for axis in ("w", "h"):
+                parity = None  # per-sample XOR of gated flips; True where static
+                static = False
+                for lf in st.leaves:
+                    if lf.op.flip_axis != axis:  # type: ignore[attr-defined]
+                        continue
+                    g = self.gate(lf, params)
+                    if g is None:
+                        static = not static
+                    else:
+                        parity = g if parity is None else B.logical_xor(parity, g)
+                if parity is not None:
+                    if static:
+                        parity = B.logical_not(parity)
+                    x = B.where(B.per_sample(parity), B.flip(x, axis), x)
+                elif static:
+                    x = B.flip(x, axis)
+            return x, y
+        eye = B.broadcast_to(B.eye(3, "float32"), (ctx.n, 3, 3))
+        m = None
+        for lf in st.leaves:
+            mk = self.call(lf, "matrix", B, lf.params(params), ctx)
+            g = self.gate(lf, params)
+            if g is not None:
+                mk = B.where(B.reshape(g, (-1, 1, 1)), mk, eye)
+            m = mk if m is None else B.matmul(mk, m)
+        fill = st.fill if st.fill is not None else (0.0,)
+        return B.warp_affine(x, affine_inverse(B, m), st.interpolation or "bilinear", fill), y
+
+    def _color(self, B, st, x, y, params, ctx, fuse):
+        if not fuse:
+            for lf in st.leaves:
+                a, t = self.call(lf, "affine", B, lf.params(params), B.channel_mean(x), ctx)
+                a, t = _gate_affine(B, self.gate(lf, params), a, t, ctx)
+                x = B.color_affine(x, a, t)
+            return x, y
+        from .ops.color import apply_to_vector, compose
+
+        needs_mean = any(lf.op.needs_mean for lf in st.leaves)  # type: ignore[attr-defined]
+        mean0 = B.channel_mean(x) if needs_mean else B.zeros((ctx.n, ctx.channels), "float32")
+        acc = None
+        for lf in st.leaves:
+            mean = mean0 if acc is None else apply_to_vector(B, acc[0], mean0) + acc[1]
+            a, t = self.call(lf, "affine", B, lf.params(params), mean, ctx)
+            a, t = _gate_affine(B, self.gate(lf, params), a, t, ctx)
+            acc = (a, t) if acc is None else compose(B, (a, t), acc)
+        return B.color_affine(x, acc[0], acc[1]), y
+
+    def _pixel(self, B, st, x, y, params, ctx, fuse):
+        (lf,) = st.leaves
+        out = self.call(lf, "pixels", B, x, lf.params(params), ctx)
+        g = self.gate(lf, params)
+        return (out if g is None else B.where(B.per_sample(g), out, x)), y
+
+    def _feature(self, B, st, x, y, params, ctx, fuse):
+        (lf,) = st.leaves
+        out = self.call(lf, "features", B, x, lf.params(params), ctx)
+        g = self.gate(lf, params)
+        return (out if g is None else B.where(B.per_sample(g), out, x)), y
+
+    def _region(self, B, st, x, y, params, ctx, fuse):
+        for lf in st.leaves:
+            m = self.call(lf, "mask", B, lf.params(params), ctx)
+            g = self.gate(lf, params)
+            if g is not None:
+                m = m & B.reshape(g, (-1, 1, 1))
+            fill = B.per_channel(B.asarray(lf.op.fill, "float32"))  # type: ignore[attr-defined]
+            x = B.where(B.spatial(m), fill, x)
+        return x, y
+
+    def _mix(self, B, st, x, y, params, ctx, fuse):
+        perm = params[st.leaves[0].path + "/partner"]
+        w_tot = lw_tot = None
+        for lf in st.leaves:
+            w, lw = self.call(lf, "mix", B, lf.params(params), ctx)
+            g = self.gate(lf, params)
+            if g is not None:
+                gf = B.cast(g, "float32")
+                w, lw = w * B.reshape(gf, (-1, 1, 1)), lw * gf
+            w_tot = w if w_tot is None else w_tot + w
+            lw_tot = lw if lw_tot is None else lw_tot + lw
+        wi = B.spatial(w_tot)
+        x = (1.0 - wi) * x + wi * B.take(x, perm)
+        if y is not None:
+            lwi = B.reshape(lw_tot, (-1, 1))
+            y = (1.0 - lwi) * y + lwi * B.take(y, perm)
+        return x, y
+
+    def _label(self, B, st, x, y, params, ctx, fuse):
+        if y is None:
+            return x, y
+        (lf,) = st.leaves
+        out = self.call(lf, "labels", B, y, lf.params(params), ctx)
+        g = self.gate(lf, params)
+        return x, (out if g is None else B.where(B.reshape(g, (-1, 1)), out, y))
+
+
+def _gate_affine(B: Any, g: Any, a: Any, t: Any, ctx: Context) -> tuple[Any, Any]:
+    if g is None:
+        return a, t
+    eye = B.broadcast_to(B.eye(ctx.channels, "float32"), (ctx.n, ctx.channels, ctx.channels))
+    return B.where(B.reshape(g, (-1, 1, 1)), a, eye), B.where(B.reshape(g, (-1, 1)), t, 0.0 * t)
+
+
+def affine_inverse(B: Any, m: Any) -> Any:
+    """Inverse of (N, 3, 3) affine matrices (last row 0 0 1), in closed form."""
+    a, b, c = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
+    d, e, f = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
+    r = 1.0 / (a * e - b * d)
+    from .ops.geometric import affine_matrix
+
+    return affine_matrix(B, e * r, -b * r, (b * f - c * e) * r, -d * r, a * r, (c * d - a * f) * r)

@@ -1,0 +1,303 @@
+"""Declarative distributions, key derivation and the counter-based generator.
+
+Randomness is data: an op declares the draws it needs as distributions, and
+the sampler turns a key into plain arrays. The generator is counter based and
+written once against the backend primitive namespace ``B``: element ``i`` of
+draw slot ``d`` is ``hash(d * 2**32 + i, key)``, a pure function. So the same
+key gives the same uniforms, bit for bit, on every backend and device, the
+values of sample ``i`` do not depend on the batch size, and drawing needs no
+host-device traffic.
+
+The hash is Chris Wellons' ``lowbias32`` applied twice with the two 32-bit
+key words mixed in; integers are held in int64 and masked to 32 bits, since
+not every framework has a full uint32 arithmetic.
+
+Keys: ``derive_key(seed, epoch, step, rank, worker)`` folds the five integers
+with SplitMix64 into two 32-bit words, on the host.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .errors import SpecError
+
+M32 = 0xFFFFFFFF
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+# Symbolic per-sample dimensions resolved from the image shape at sampling time.
+H, W, C = "H", "W", "C"
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def derive_key(seed: int, epoch: int = 0, step: int = 0, rank: int = 0, worker: int = 0) -> tuple[int, int]:
+    """Fold (seed, epoch, step, rank, worker) into a key of two 32-bit words."""
+    h = _splitmix64(int(seed) & _M64)
+    for v in (epoch, step, rank, worker):
+        h = _splitmix64(h ^ (int(v) & _M64))
+    return h & M32, (h >> 32) & M32
+
+
+# ---------------------------------------------------------------------- generator
+
+
+def _mix32(B: Any, x: Any) -> Any:
+    x = B.bitxor(x, B.shr(x, 16))
+    x = B.bitand(x * 0x7FEB352D, M32)
+    x = B.bitxor(x, B.shr(x, 15))
+    x = B.bitand(x * 0x846CA68B, M32)
+    return B.bitxor(x, B.shr(x, 16))
+
+
+def random_bits(B: Any, counters: Any, key: tuple[Any, Any]) -> Any:
+    """32 random bits (as int64) for each int64 counter, under a two-word key."""
+    lo = B.bitand(counters, M32)
+    hi = B.shr(counters, 32)
+    x = _mix32(B, B.bitxor(lo, key[0]))
+    x = _mix32(B, B.bitxor(B.bitxor(x, hi), key[1]))
+    return _mix32(B, B.bitxor(x, key[0]))
+
+
+def bits_to_uniform(B: Any, bits: Any) -> Any:
+    """The top 24 bits as a float32 in [0, 1): exact, so equal on every backend."""
+    return B.cast(B.shr(bits, 8), "float32") * (1.0 / (1 << 24))
+
+
+# ------------------------------------------------------------------ distributions
+
+
+@dataclass(frozen=True, kw_only=True)
+class Distribution:
+    """A draw of ``shape`` values per sample (or for the whole batch).
+
+    ``shape`` may hold the symbols ``H``, ``W`` and ``C``, resolved from the image
+    at sampling time. ``per_sample=False`` draws once and repeats for every sample.
+    """
+
+    shape: tuple[int | str, ...] = ()
+    per_sample: bool = True
+
+    #: uniforms consumed per value
+    uniforms: int = field(default=1, init=False, repr=False)
+
+    def transform(self, B: Any, u: Any) -> Any:  # u: (..., uniforms) float32
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Uniform(Distribution):
+    low: float
+    high: float
+
+    def transform(self, B: Any, u: Any) -> Any:
+        return self.low + (self.high - self.low) * u[..., 0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bernoulli(Distribution):
+    p: float
+
+    def transform(self, B: Any, u: Any) -> Any:
+        return u[..., 0] < self.p
+
+
+@dataclass(frozen=True, kw_only=True)
+class Normal(Distribution):
+    mean: float = 0.0
+    std: float = 1.0
+    uniforms: int = field(default=2, init=False, repr=False)
+
+    def transform(self, B: Any, u: Any) -> Any:
+        return self.mean + self.std * _box_muller(B, u[..., 0], u[..., 1])
+
+
+def _box_muller(B: Any, u1: Any, u2: Any) -> Any:
+    return B.sqrt(-2.0 * B.log(1.0 - u1)) * B.cos((2.0 * math.pi) * u2)
+
+
+_GAMMA_ROUNDS = 6
+
+
+def _gamma(B: Any, alpha: float, u: Any) -> Any:
+    """Gamma(alpha, 1) by Marsaglia-Tsang with a fixed number of vectorized rounds.
+
+    ``u`` holds 3 uniforms per round (+1 for alpha < 1). A round accepts with
+    probability > 0.95 for shape >= 1; after all rounds fail (odds < 1e-7) the
+    mode-like value ``d`` stands in.
+    """
+    boost = alpha < 1.0
+    a = alpha + 1.0 if boost else alpha
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    out = None
+    done = None
+    for r in range(_GAMMA_ROUNDS):
+        z = _box_muller(B, u[..., 3 * r], u[..., 3 * r + 1])
+        v = 1.0 + c * z
+        v3 = v * v * v
+        lu = B.log(1.0 - u[..., 3 * r + 2])
+        safe_v3 = B.where(v3 > 0, v3, 1.0)
+        ok = (v3 > 0) & (lu < 0.5 * z * z + d - d * safe_v3 + d * B.log(safe_v3))
+        cand = d * safe_v3
+        if out is None:
+            out, done = B.where(ok, cand, d + 0.0 * cand), ok
+        else:
+            out = B.where(done, out, B.where(ok, cand, out))
+            done = done | ok
+    if boost:
+        ub = 1.0 - u[..., 3 * _GAMMA_ROUNDS]
+        out = out * B.exp(B.log(ub) / alpha)
+    return out
+
+
+def _gamma_uniforms(alpha: float) -> int:
+    return 3 * _GAMMA_ROUNDS + (1 if alpha < 1.0 else 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Beta(Distribution):
+    a: float
+    b: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uniforms", _gamma_uniforms(self.a) + _gamma_uniforms(self.b))
+
+    def transform(self, B: Any, u: Any) -> Any:
+        na = _gamma_uniforms(self.a)
+        x = _gamma(B, self.a, u[..., :na])
+        y = _gamma(B, self.b, u[..., na:])
+        s = x + y
+        return B.where(s > 0, x / B.where(s > 0, s, 1.0), 0.5 + 0.0 * s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Categorical(Distribution):
+    """An index in ``range(len(weights))`` drawn with the (normalised) weights."""
+
+    weights: tuple[float, ...]
+
+    def transform(self, B: Any, u: Any) -> Any:
+        total = float(sum(self.weights))
+        idx = 0 * B.cast(u[..., 0] < 0, "int64")
+        acc = 0.0
+        for w in self.weights[:-1]:
+            acc += w / total
+            idx = idx + B.cast(u[..., 0] >= acc, "int64")
+        return idx
+
+
+@dataclass(frozen=True, kw_only=True)
+class Permutation(Distribution):
+    """A random permutation of the batch: partner ``perm[i]`` of sample ``i``."""
+
+    def __post_init__(self) -> None:
+        if self.shape:
+            raise SpecError("Permutation: shape must be () (one partner per sample)")
+
+
+# ------------------------------------------------------------------------ sampler
+
+
+def resolve_shape(shape: Sequence[int | str], image_hwc: tuple[int, int, int] | None, who: str) -> tuple[int, ...]:
+    out = []
+    for s in shape:
+        if isinstance(s, str):
+            if image_hwc is None:
+                raise SpecError(
+                    f"{who}: its draws depend on the image size; pass image_shape= to sample()"
+                )
+            out.append(image_hwc[{"H": 0, "W": 1, "C": 2}[s]])
+        else:
+            out.append(int(s))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class DrawSpec:
+    """One declared draw of a pipeline: the params key, its distribution and its slot."""
+
+    key: str
+    dist: Distribution
+    slot: int
+
+
+class Sampler:
+    """Turns a key into the params of every draw of a pipeline, in one hash pass."""
+
+    def __init__(self, draws: Sequence[DrawSpec]):
+        self.draws = tuple(draws)
+        self._layout_cache: dict[tuple, tuple] = {}
+
+    def _layout(self, batch_size: int, image_hwc: tuple[int, int, int] | None):
+        ck = (batch_size, image_hwc)
+        if ck not in self._layout_cache:
+            entries = []
+            pieces = []  # (slot, count) for the counter vector
+            offset = 0
+            for d in self.draws:
+                vshape = resolve_shape(d.dist.shape, image_hwc, d.key)
+                nvals = math.prod(vshape)
+                rows = batch_size if d.dist.per_sample else 1
+                if isinstance(d.dist, Permutation):
+                    nuni, rows, nvals = 1, batch_size, 1
+                else:
+                    nuni = d.dist.uniforms
+                count = rows * nvals * nuni
+                entries.append((d, offset, rows, vshape, nuni))
+                pieces.append((d.slot, count))
+                offset += count
+            self._layout_cache[ck] = (tuple(entries), tuple(pieces), offset)
+        return self._layout_cache[ck]
+
+    def counters_numpy(self, batch_size: int, image_hwc: tuple[int, int, int] | None):
+        """The int64 counter vector, built with NumPy (a backend may cache it on its device)."""
+        import numpy as np
+
+        _, pieces, total = self._layout(batch_size, image_hwc)
+        out = np.empty(total, dtype=np.int64)
+        o = 0
+        for slot, count in pieces:
+            out[o : o + count] = (np.int64(slot) << np.int64(32)) + np.arange(count, dtype=np.int64)
+            o += count
+        return out
+
+    def sample(
+        self,
+        B: Any,
+        batch_size: int,
+        key: tuple[Any, Any],
+        image_hwc: tuple[int, int, int] | None = None,
+        counters: Any = None,
+    ) -> dict[str, Any]:
+        entries, _, total = self._layout(batch_size, image_hwc)
+        if counters is None:
+            counters = B.asarray(self.counters_numpy(batch_size, image_hwc))
+        params: dict[str, Any] = {}
+        if total == 0:
+            bits = counters
+        else:
+            bits = random_bits(B, counters, key)
+        for d, off, rows, vshape, nuni in entries:
+            n = rows * math.prod(vshape) * nuni
+            chunk = bits[off : off + n]
+            if isinstance(d.dist, Permutation):
+                ar = B.arange(batch_size)
+                params[d.key] = B.argsort(chunk * max(batch_size, 1) + ar)
+                continue
+            u = B.reshape(bits_to_uniform(B, chunk), (rows, *vshape, nuni))
+            v = d.dist.transform(B, u)
+            if not d.dist.per_sample:
+                v = B.broadcast_to(v, (batch_size, *vshape))
+            params[d.key] = v
+        return params

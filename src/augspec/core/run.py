@@ -1,0 +1,202 @@
+"""A compiled pipeline: ``run(images, labels)``, ``run.sample``, ``run.apply``.
+
+One call draws its params from the key ``(seed, epoch, step, rank, worker)``
+and then applies them deterministically. ``step`` counts the calls (and
+``sample`` calls) since ``set_epoch``; ``set_state`` resumes anywhere.
+
+Conventions: a 3-D input is one image and comes back 3-D; an empty batch comes
+back empty; uint8 stays uint8 (rounded half up, clamped) unless the pipeline
+leaves [0, 1] (Normalize, Standardize, ZCA, Rescale, Dropout), then it comes
+back float32; float inputs keep their dtype (computed in float32). Labels are
+class ids ``(N,)`` or soft ``(N, K)``; with a label-changing op they come back
+``(N, K)`` float32, otherwise as given. The inputs are never written to.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from .errors import InputError, InputTypeError
+from .plan import Plan
+from .random import derive_key
+from .spec import Context
+
+IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
+
+
+def _fresh_seed() -> int:
+    return int.from_bytes(os.urandom(8), "little") >> 1
+
+
+class Run:
+    """A pipeline compiled for one backend."""
+
+    def __init__(self, pipeline: Any, backend: Any, *, kernels: Mapping[str, Any] | None = None, fuse: bool = True,
+                 epoch: int = 0, rank: int = 0, worker: int = 0):
+        self.pipeline = pipeline
+        self.backend = backend
+        self.fuse = fuse
+        self.kernels = dict(kernels or {})
+        self.plan = Plan(pipeline.ops, self.kernels)
+        self.num_classes = pipeline.num_classes
+        self.seed = pipeline.seed if pipeline.seed is not None else _fresh_seed()
+        self.epoch, self.step, self.rank, self.worker = int(epoch), 0, int(rank), int(worker)
+        self._eval_plan: Plan | None = None
+
+    # ------------------------------------------------------------------ state
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch``: the step counter restarts at 0."""
+        self.epoch, self.step = int(epoch), 0
+
+    def set_state(self, *, epoch: int | None = None, step: int | None = None, rank: int | None = None,
+                  worker: int | None = None) -> None:
+        """Resume at (epoch, step), or move to another rank or data-loader worker."""
+        if epoch is not None:
+            self.epoch = int(epoch)
+        if step is not None:
+            self.step = int(step)
+        if rank is not None:
+            self.rank = int(rank)
+        if worker is not None:
+            self.worker = int(worker)
+
+    @property
+    def state(self) -> dict[str, int]:
+        return {"seed": self.seed, "epoch": self.epoch, "step": self.step, "rank": self.rank, "worker": self.worker}
+
+    def key(self) -> tuple[int, int]:
+        return derive_key(self.seed, self.epoch, self.step, self.rank, self.worker)
+
+    # ---------------------------------------------------------------- calling
+    def __call__(self, images: Any, labels: Any = None, *, training: bool = True) -> Any:
+        if not training:
+            return self._evaluate(images, labels)
+        x = self.backend.as_images(images)
+        shape = self.backend.shape(x)
+        n = shape[0] if len(shape) == 4 else 1
+        params = self.sample(n, shape[1:] if len(shape) == 4 else shape) if len(shape) in (3, 4) else {}
+        return self.apply(images, labels, params)
+
+    def sample(self, batch_size: int, image_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """Draw the params of one call (and advance the step). ``image_shape`` is one
+        image's shape in the backend's layout; ops that draw per pixel need it."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+            raise InputError(f"sample: batch_size must be an integer >= 0, got {batch_size!r}")
+        hwc = None
+        if image_shape is not None:
+            image_shape = tuple(int(v) for v in image_shape)
+            if len(image_shape) != 3:
+                raise InputError(f"sample: image_shape must be one image's shape (3 numbers), got {image_shape}")
+            a, b, c = image_shape
+            hwc = (a, b, c) if self.backend.layout == "NHWC" else (b, c, a)
+        key = self.key()
+        self.step += 1
+        return self._draw(batch_size, hwc, key)
+
+    def _draw(self, batch_size: int, hwc: tuple[int, int, int] | None, key: tuple[int, int]) -> dict[str, Any]:
+        B = self.backend
+        return self.plan.sampler.sample(B, batch_size, (B.asarray(key[0], "int64"), B.asarray(key[1], "int64")), hwc)
+
+    def apply(self, images: Any, labels: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        """Apply the pipeline with the given params (deterministic)."""
+        if params is None:
+            raise InputError("apply: params are required (draw them with run.sample)")
+        return self._run(self.plan, images, labels, params)
+
+    def _evaluate(self, images: Any, labels: Any) -> Any:
+        """Inference: the deterministic ops only (Normalize, Standardize, ...)."""
+        if self._eval_plan is None:
+            keep = [op for op in self.plan_ops() if not op.draws() and op.p == 1.0 and not op.changes_labels
+                    and op.family != "container"]
+            self._eval_plan = Plan(keep, self.kernels)
+        return self._run(self._eval_plan, images, labels, {}, convert_labels=False)
+
+    def plan_ops(self) -> list[Any]:
+        return list(self.pipeline.ops)
+
+    # ------------------------------------------------------------------ core
+    def _run(self, plan: Plan, images: Any, labels: Any, params: Mapping[str, Any], convert_labels: bool = True) -> Any:
+        B = self.backend
+        x = B.as_images(images)
+        shape = B.shape(x)
+        if len(shape) not in (3, 4):
+            raise InputError(
+                f"images must be one image (3-D) or a batch (4-D) in {B.layout} layout, got shape {shape}")
+        single = len(shape) == 3
+        if single:
+            x = B.reshape(x, (1, *shape))
+        dtype = B.dtype_name(x)
+        if dtype not in IMAGE_DTYPES:
+            raise InputTypeError(f"images of dtype {dtype} are not supported; use one of {list(IMAGE_DTYPES)}")
+        n, h, w, c = B.image_dims(x)
+        if h == 0 or w == 0 or c == 0:
+            raise InputError(f"images must have a non-zero height, width and channel count, got (H, W, C) = {(h, w, c)}")
+        if c > 16:
+            raise InputError(
+                f"images have {c} channels: is the layout right? this backend reads {B.layout} (layout= when compiling)")
+        for lf in plan.leaves:
+            if not lf.op.accepts_channels(c):
+                raise InputError(f"{type(lf.op).__name__} (at {lf.path}) cannot take images with {c} channels")
+        y, k = self._labels(plan, labels, n, single, convert_labels)
+        out_dtype = dtype if plan.bounded or dtype != "uint8" else "float32"
+        if n == 0:
+            xo = B.cast(x, out_dtype)
+            return (xo, y) if labels is not None else xo
+        self._check_params(plan, params, n)
+        xf = B.cast(x, "float32")
+        if dtype == "uint8":
+            xf = xf * (1.0 / 255.0)
+        ctx = Context(n, h, w, c, k)
+        xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse)
+        if out_dtype == "uint8":
+            xo = B.cast(B.floor(B.clip(xo, 0.0, 1.0) * 255.0 + 0.5), "uint8")
+        elif out_dtype != "float32":
+            xo = B.cast(xo, out_dtype)
+        if single:
+            xo = B.reshape(xo, B.shape(xo)[1:])
+            if yo is not None and labels is not None:
+                yo = B.reshape(yo, B.shape(yo)[1:])
+        if labels is None:
+            return xo
+        return xo, yo
+
+    def _labels(self, plan: Plan, labels: Any, n: int, single: bool, convert: bool) -> tuple[Any, int | None]:
+        B = self.backend
+        k = self.num_classes
+        if labels is None:
+            return None, k
+        y = B.as_labels(labels)
+        shape = B.shape(y)
+        if single:
+            if len(shape) > 1:
+                raise InputError(f"labels of one image must be a class id or a (K,) vector, got shape {shape}")
+            y = B.reshape(y, (1, *shape))
+            shape = B.shape(y)
+        if len(shape) not in (1, 2) or shape[0] != n:
+            raise InputError(f"labels must be class ids (N,) or soft labels (N, K) with N = {n} images, got shape {shape}")
+        if not convert or not plan.changes_labels:
+            return y, k
+        dt = B.dtype_name(y)
+        if len(shape) == 1:
+            if not (dt.startswith("int") or dt.startswith("uint")):
+                raise InputTypeError(f"class ids must be integers, got dtype {dt}")
+            if k is None:
+                raise InputError("class ids need num_classes: Pipeline(..., num_classes=K) (or pass soft (N, K) labels)")
+            if B.check_class_ids(y, k) is False:
+                raise InputError(f"class ids must lie in [0, {k}) (num_classes={k})")
+            return B.one_hot(B.cast(y, "int64"), k), k
+        if not dt.startswith("float") and dt != "bfloat16":
+            raise InputTypeError(f"soft labels must be floating point, got dtype {dt}")
+        if k is not None and shape[1] != k:
+            raise InputError(f"soft labels have {shape[1]} classes but num_classes={k}")
+        return B.cast(y, "float32"), shape[1]
+
+    def _check_params(self, plan: Plan, params: Mapping[str, Any], n: int) -> None:
+        missing = [d.key for d in plan.sampler.draws if d.key not in params]
+        if missing:
+            raise InputError(f"params are missing {missing[:5]}{'...' if len(missing) > 5 else ''}: draw them with run.sample")
+        for d in plan.sampler.draws:
+            s = self.backend.shape(params[d.key])
+            if not s or s[0] != n:
+                raise InputError(f"params[{d.key!r}] has shape {s}, drawn for another batch size than {n}")

@@ -1,0 +1,268 @@
+"""The Op base class, the op families, and the validation helpers specs share.
+
+An op (a *spec*) is a frozen dataclass of hyper-parameters. It declares its
+random draws (``draws``) and implements the kernel of its family against the
+backend primitive namespace ``B``; the planner (``plan.py``) fuses consecutive
+ops of a family. Every per-sample op has ``p``, the probability that it applies
+to each sample; the planner draws that Bernoulli, not the op.
+
+Values inside a pipeline are floating point in [0, 1] (uint8 inputs are divided
+by 255 first) until an op that leaves that range runs (``bounded = False``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Mapping, Sequence
+
+from .errors import SpecError, SpecTypeError
+from .random import Distribution
+
+Range = tuple[float, float]
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _num(op: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SpecTypeError(f"{op}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if math.isnan(v):
+        raise SpecError(f"{op}: {name} must not be NaN")
+    return v
+
+
+def check_number(op: str, name: str, value: Any, lo: float = -math.inf, hi: float = math.inf,
+                 *, lo_open: bool = False, hi_open: bool = False) -> float:
+    """A real number in [lo, hi] (or open ends), else an error naming op, field, value and range."""
+    v = _num(op, name, value)
+    bad = v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi)
+    if bad or math.isinf(v):
+        lb = "(" if lo_open else "["
+        rb = ")" if hi_open else "]"
+        raise SpecError(f"{op}: {name}={value!r} is outside the allowed range {lb}{lo}, {hi}{rb}")
+    return v
+
+
+def check_int(op: str, name: str, value: Any, lo: int = 0, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SpecTypeError(f"{op}: {name} must be an integer, got {value!r}")
+    v = int(value)
+    if v < lo or (hi is not None and v > hi):
+        raise SpecError(f"{op}: {name}={v} is outside the allowed range [{lo}, {hi if hi is not None else 'inf'}]")
+    return v
+
+
+def check_prob(op: str, name: str, value: Any) -> float:
+    return check_number(op, name, value, 0.0, 1.0)
+
+
+def check_range(op: str, name: str, value: Any, *, center: float = 0.0, lo: float = -math.inf,
+                hi: float = math.inf, symmetric: bool = True) -> Range:
+    """A ``(low, high)`` range; a single number ``v`` means ``(center - v, center + v)``
+    (or ``(v, v)`` where ``symmetric`` is False). Both ends must lie in [lo, hi]."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise SpecTypeError(f"{op}: {name} must be a number or a (low, high) pair, got {value!r}")
+        a, b = _num(op, name, value[0]), _num(op, name, value[1])
+        if a > b:
+            raise SpecError(f"{op}: {name}={tuple(value)!r} is an inverted range (low > high)")
+    else:
+        v = _num(op, name, value)
+        if symmetric:
+            if v < 0:
+                raise SpecError(f"{op}: {name}={value!r} must be >= 0 (a symmetric bound about {center})")
+            a, b = center - v, center + v
+        else:
+            a = b = v
+    for end in (a, b):
+        if end < lo or end > hi or math.isinf(end):
+            raise SpecError(f"{op}: {name}={value!r} gives the range ({a}, {b}), outside the allowed [{lo}, {hi}]")
+    return (a, b)
+
+
+def check_channels(op: str, name: str, value: Any, lo: float = -math.inf, hi: float = math.inf) -> tuple[float, ...]:
+    """A scalar or a per-channel tuple of numbers, stored as a tuple."""
+    vals = value if isinstance(value, (list, tuple)) else (value,)
+    if len(vals) == 0:
+        raise SpecError(f"{op}: {name} must not be empty")
+    return tuple(check_number(op, name, v, lo, hi) for v in vals)
+
+
+def check_choice(op: str, name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise SpecError(f"{op}: {name}={value!r} is not one of {list(choices)}")
+    return value
+
+
+# ---------------------------------------------------------------------- ops
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a kernel knows of the batch besides its params: sizes and the number of classes."""
+
+    n: int
+    height: int
+    width: int
+    channels: int
+    num_classes: int | None = None
+
+
+class Op:
+    """Base of every spec. Subclasses are frozen dataclasses registered by name."""
+
+    name: ClassVar[str] = ""
+    #: the family, read by the planner: geometric, color, pixel, region, mix, label, feature, container
+    family: ClassVar[str] = ""
+    #: False when the output leaves [0, 1] (Normalize, Standardize, ZCA, Rescale, Dropout)
+    bounded: ClassVar[bool] = True
+    #: channel counts the op accepts (None: any)
+    channels: ClassVar[tuple[int, ...] | None] = None
+    #: True when the op changes labels (they become (N, K) soft labels)
+    changes_labels: ClassVar[bool] = False
+
+    p: float
+
+    def _validate_p(self) -> None:
+        object.__setattr__(self, "p", check_prob(type(self).__name__, "p", self.p))
+
+    def draws(self) -> dict[str, Distribution]:
+        """The random draws of one call, by name (``p`` is drawn by the planner)."""
+        return {}
+
+    def accepts_channels(self, c: int) -> bool:
+        return self.channels is None or c in self.channels
+
+    # serialization -------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        from .serialize import to_dict
+
+        return to_dict(self)
+
+    @classmethod
+    def config_fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.init)  # type: ignore[arg-type]
+
+
+def spec(cls: type) -> type:
+    """Make an Op subclass a frozen, keyword-friendly dataclass."""
+    return dataclass(frozen=True, eq=True, repr=True)(cls)
+
+
+class GeometricOp(Op):
+    """Contributes a per-sample 3x3 forward matrix in pixel coordinates.
+
+    ``matrix(B, params, ctx)`` returns ``(N, 3, 3)`` float32: content at
+    ``q`` in the input moves to ``M q`` in the output (frame [0, W] x [0, H], y down).
+    """
+
+    family = "geometric"
+    #: fill and interpolation of the warp (None: no preference)
+    fill = None
+    interpolation = None
+    #: "w" or "h" for a pure flip (the planner then skips the resampling)
+    flip_axis: ClassVar[str | None] = None
+
+    def matrix(self, B: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+        raise NotImplementedError
+
+
+class ColorOp(Op):
+    """A colour map. When ``linear``, ``affine(B, params, mean, ctx)`` returns ``(A, t)``,
+    ``(N, C, C)`` and ``(N, C)``, with ``x -> A x + t`` per pixel; ``mean`` is the
+    ``(N, C)`` per-channel mean of the op's input (linear ops compose exactly since
+    the mean of ``A x + t`` is ``A mean + t``). Otherwise ``pixels`` is the kernel."""
+
+    family = "color"
+    linear = True
+    #: True when ``affine`` reads ``mean`` (the planner then computes it once per stage)
+    needs_mean = False
+
+    def affine(self, B: Any, params: Mapping[str, Any], mean: Any, ctx: "Context") -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+        a, t = self.affine(B, params, B.channel_mean(x), ctx)
+        return B.color_affine(x, a, t)
+
+
+class PixelOp(Op):
+    """An elementwise per-sample map: ``pixels(B, x, params, ctx) -> x``."""
+
+    family = "pixel"
+
+    def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+        raise NotImplementedError
+
+
+class RegionOp(Op):
+    """Writes ``fill`` inside a per-sample mask: ``mask(B, params, ctx) -> (N, H, W)`` bool."""
+
+    family = "region"
+
+    def mask(self, B: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+        raise NotImplementedError
+
+
+class MixOp(Op):
+    """Pairs each sample with a partner (the draw ``partner``, a permutation).
+
+    ``mix(B, params, ctx)`` returns ``(w, lw)``: ``w`` the weight of the
+    partner per pixel, ``(N, H, W)`` or ``(N, 1, 1)``, and ``lw`` ``(N,)`` the
+    partner's label weight. The output is ``(1 - w) x + w x[partner]``.
+    """
+
+    family = "mix"
+    changes_labels = True
+
+    def mix(self, B: Any, params: Mapping[str, Any], ctx: "Context") -> tuple[Any, Any]:
+        raise NotImplementedError
+
+
+class LabelOp(Op):
+    """Changes (N, K) soft labels only: ``labels(B, y, params, ctx) -> y``."""
+
+    family = "label"
+    changes_labels = True
+
+    def labels(self, B: Any, y: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+        raise NotImplementedError
+
+
+class FeatureOp(Op):
+    """Acts on activations (or images) of any shape: ``features(B, x, params, ctx) -> x``."""
+
+    family = "feature"
+    bounded = False
+
+    def features(self, B: Any, x: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+        raise NotImplementedError
+
+
+class FitOp(PixelOp):
+    """A pixel op with statistics learnt from data by ``fit(x)`` (returns a new op)."""
+
+    bounded = False
+
+    def fit(self, x: Any) -> "FitOp":  # x: NHWC float64 numpy array in the pipeline's value domain
+        raise NotImplementedError
+
+    @property
+    def fitted(self) -> bool:
+        return True
+
+
+def check_ops(owner: str, name: str, ops: Any) -> tuple[Op, ...]:
+    if isinstance(ops, Op):
+        ops = (ops,)
+    if not isinstance(ops, (list, tuple)):
+        raise SpecTypeError(f"{owner}: {name} must be a list of ops, got {type(ops).__name__}")
+    out = tuple(ops)
+    for i, o in enumerate(out):
+        if not isinstance(o, Op):
+            raise SpecTypeError(f"{owner}: {name}[{i}] is not an op: {o!r}")
+    return out

@@ -1,0 +1,1 @@
+"""Plugins: the pluggy hook specifications, the plugin manager and the registry."""

@@ -1,0 +1,38 @@
+"""The built-in ops and backends, registered through the same hook as any plugin."""
+
+from __future__ import annotations
+
+from ..core.containers import OneOf, RandomApply
+from ..core.ops.color import Brightness, ColorJitter, Contrast, Hue, Saturation
+from ..core.ops.feature import Dropout
+from ..core.ops.geometric import Affine, HorizontalFlip, VerticalFlip
+from ..core.ops.label import LabelSmoothing
+from ..core.ops.mix import CutMix, MixUp
+from ..core.ops.pixel import GaussianNoise, Normalize, Rescale, Standardize, ZCAWhitening
+from ..core.ops.region import CutOut
+from .hookspecs import hookimpl
+
+BUILTIN_OPS = (
+    Affine, HorizontalFlip, VerticalFlip,
+    Brightness, Contrast, Saturation, Hue, ColorJitter,
+    GaussianNoise, Rescale, Normalize, Standardize, ZCAWhitening,
+    CutOut, MixUp, CutMix, LabelSmoothing, Dropout,
+    OneOf, RandomApply,
+)
+
+BUILTIN_BACKENDS = (
+    # name, factory, frameworks it needs, install hint
+    ("numpy", "augspec.backends.numpy:NumpyBackend", ("numpy",), "pip install augspec"),
+    ("torch", "augspec.backends.torch:TorchBackend", ("torch",), "pip install 'augspec[torch]'"),
+    ("tensorflow", "augspec.backends.tensorflow:TensorflowBackend", ("tensorflow",), "pip install 'augspec[tensorflow]'"),
+    ("albumentations", "augspec.backends.albumentations:AlbumentationsBackend", ("albumentations",),
+     "pip install 'augspec[albumentations]'"),
+)
+
+
+@hookimpl
+def augspec_register(registry) -> None:  # type: ignore[no-untyped-def]
+    for cls in BUILTIN_OPS:
+        registry.add_op(cls)
+    for name, factory, requires, install in BUILTIN_BACKENDS:
+        registry.add_backend(name, factory, requires=requires, install=install)
