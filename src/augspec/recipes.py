@@ -1,0 +1,43 @@
+"""The benchmark recipes of RECIPES.md as pipelines, shared by the benchmarks, the CLI and the demo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .core.containers import OneOf
+from .core.ops.color import ColorJitter
+from .core.ops.geometric import Affine, HorizontalFlip
+from .core.ops.label import LabelSmoothing
+from .core.ops.mix import CutMix, MixUp
+from .core.ops.pixel import Normalize, Standardize
+from .core.ops.region import CutOut
+from .core.pipeline import Pipeline
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def r2(num_classes: int = 1000, seed: int | None = 0) -> Pipeline:
+    """R2, the modern recipe: affine, flip, colour jitter, CutOut, Normalize,
+    MixUp (alpha 0.8) or CutMix (alpha 1.0) per sample, label smoothing 0.1."""
+    return Pipeline([
+        Affine(rotate=15, translate=0.1, scale=(0.9, 1.1), shear=5),
+        HorizontalFlip(p=0.5),
+        ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1),
+        CutOut(holes=1, size=(0.1, 0.5)),
+        Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        OneOf([MixUp(alpha=0.8), CutMix(alpha=1.0)]),
+        LabelSmoothing(0.1),
+    ], num_classes=num_classes, seed=seed)
+
+
+def r1(x_train: Any = None, seed: int | None = 0) -> Pipeline:
+    """R1, the seed recipe (Keras' classic ImageDataGenerator): rotation 20 degrees,
+    shifts of 0.2, horizontal flip, then featurewise centring and std scaling,
+    fitted on ``x_train`` (NHWC) when given."""
+    pipe = Pipeline([
+        Affine(rotate=20, translate=0.2),
+        HorizontalFlip(p=0.5),
+        Standardize(featurewise_center=True, featurewise_std=True),
+    ], seed=seed)
+    return pipe.fit(x_train) if x_train is not None else pipe
