@@ -12,6 +12,7 @@ Importing augspec imports no framework; a backend imports its own on compile.
 
 from __future__ import annotations
 
+from . import compat
 from .core.containers import OneOf, RandomApply
 from .core.errors import (
     AugspecError,
@@ -57,6 +58,7 @@ from .plugins.manager import (
     register,
     register_kernel,
 )
+from .tta import TTA, TTATransform
 
 __version__ = "0.1.0"
 
@@ -72,5 +74,6 @@ __all__ = [
     "register", "register_kernel", "hookimpl", "list_ops", "list_backends", "plugin_errors", "PluginWarning",
     "AugspecError", "SpecError", "SpecTypeError", "InputError", "InputTypeError", "RegistryError",
     "DuplicateNameError", "BackendUnavailableError", "ConfigError", "ConfigTypeError",
+    "TTA", "TTATransform", "compat",
     "__version__",
 ]

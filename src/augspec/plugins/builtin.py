@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..compat import ChannelShift, KerasAffine, KerasZCAWhitening
 from ..core.containers import OneOf, RandomApply
 from ..core.ops.color import Brightness, ColorJitter, Contrast, Hue, Saturation
 from ..core.ops.feature import Dropout
@@ -18,13 +19,16 @@ BUILTIN_OPS = (
     GaussianNoise, Rescale, Normalize, Standardize, ZCAWhitening,
     CutOut, MixUp, CutMix, LabelSmoothing, Dropout,
     OneOf, RandomApply,
+    # the exact Keras ImageDataGenerator semantics used by augspec.compat
+    KerasAffine, ChannelShift, KerasZCAWhitening,
 )
 
 BUILTIN_BACKENDS = (
     # name, factory, frameworks it needs, install hint
     ("numpy", "augspec.backends.numpy:NumpyBackend", ("numpy",), "pip install augspec"),
     ("torch", "augspec.backends.torch:TorchBackend", ("torch",), "pip install 'augspec[torch]'"),
-    ("tensorflow", "augspec.backends.tensorflow:TensorflowBackend", ("tensorflow",), "pip install 'augspec[tensorflow]'"),
+    ("tensorflow", "augspec.backends.tensorflow:TensorflowBackend", ("tensorflow",),
+     "pip install 'augspec[tensorflow]'"),
     ("albumentations", "augspec.backends.albumentations:AlbumentationsBackend", ("albumentations",),
      "pip install 'augspec[albumentations]'"),
 )

@@ -1,0 +1,495 @@
+"""The albumentations backend: the per-image CPU path for data-loader workers.
+
+``pipe.compile("albumentations")`` returns a run for ``Dataset.__getitem__``:
+``run(image)`` (one HWC image, uint8 in [0, 255] or float in [0, 1]) or
+``run(image, label)`` applies the *per-sample* specs of the pipeline, image by
+image, through albumentations / OpenCV kernels; the *batch-level* specs (MixUp,
+CutMix, label smoothing and everything after the first of them) run afterwards
+on the collated batch: ``run.collate(samples)`` (NumPy) or ``run.batch(images,
+labels)`` (NumPy, or the torch / TensorFlow backend when given their tensors).
+
+Draws come from augspec's counter-based generator under the key ``(seed,
+epoch, step, rank, worker)``, one step per call, so the per-image run is
+reproducible, a data-loader worker never repeats another's draws (the torch
+worker id is read automatically), and ``run(image)`` at step s draws exactly
+what the NumPy backend draws for a batch of one at step s (per-pixel draws, such
+as GaussianNoise's, come from NumPy's PCG64 seeded by the key instead, for
+speed: ``exact_draws=True`` makes them bit-identical too).
+
+Stage by stage (the planner's stages, see ``core/plan.py``):
+
+- geometric: the forward matrices of consecutive geometric specs compose as in
+  the NumPy backend and the image is warped ONCE by ``A.Affine.apply`` (OpenCV
+  ``warpAffine``, bilinear or nearest, ``BORDER_CONSTANT``) with augspec's
+  matrix moved to OpenCV's frame (pixel centres at integers there, at +0.5 here):
+  ``M_cv = T(-1/2) M T(1/2)``. Stages of flips only use ``A.HorizontalFlip`` /
+  ``A.VerticalFlip`` (exact).
+- colour (linear): the composed per-image map ``x -> A x + t`` is one
+  ``cv2.transform`` (a uint8 image saturates once, as augspec clamps once).
+- region: CutOut boxes (augspec's box rule) filled by albumentations' cutout kernel.
+- pixel: Normalize is ``A.Normalize``; every other pixel / feature spec
+  (GaussianNoise, Rescale, Standardize, ZCAWhitening, HSV hue, Dropout, plugin
+  specs) runs its NumPy kernel on the one image, which is exact.
+
+uint8 images stay uint8 through the geometric, colour and region stages (OpenCV
+rounds after each, where augspec rounds once at the end: +-1 level) and become
+float32 at the first spec that needs float; the result has augspec's dtype rule.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+from albumentations.augmentations.dropout import functional as _fdropout  # noqa: E402
+
+from ..core.errors import InputError, InputTypeError, SpecError  # noqa: E402
+from ..core.ops.pixel import Normalize  # noqa: E402
+from ..core.ops.region import CutOut, box_edges  # noqa: E402
+from ..core.pipeline import Pipeline  # noqa: E402
+from ..core.plan import Leaf, Plan, Stage, _gate_affine  # noqa: E402
+from ..core.random import M32, Bernoulli, DrawSpec, Normal, Sampler, Uniform  # noqa: E402
+from ..core.run import IMAGE_DTYPES, Run  # noqa: E402
+from ..core.spec import Context, Op  # noqa: E402
+from .numpy import NumpyBackend  # noqa: E402
+
+__all__ = ["AlbumentationsBackend", "AlbumentationsRun", "is_batch_op", "split_pipeline"]
+
+_INTERP = {"bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
+_BATCH_SALT = 0x5EED_BA7C_0FF1_CE00
+
+
+def is_batch_op(op: Op) -> bool:
+    """True for a spec that needs the whole batch (mix, label) or a container holding one."""
+    if op.family in ("mix", "label"):
+        return True
+    kids = getattr(op, "children", None) if op.family == "container" else None
+    return bool(kids) and any(is_batch_op(k) for k in kids)
+
+
+def split_pipeline(ops: Sequence[Op]) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
+    """(per-sample prefix, batch-level suffix): the suffix starts at the first batch-level spec."""
+    ops = tuple(ops)
+    for i, op in enumerate(ops):
+        if is_batch_op(op):
+            return ops[:i], ops[i:]
+    return ops, ()
+
+
+class AlbumentationsBackend(NumpyBackend):
+    """Per-image HWC backend on albumentations / OpenCV (NumPy arrays, layout NHWC only).
+
+    Options: ``exact_draws`` (default False) draws per-pixel randomness with augspec's
+    counter-based generator too (bit-identical to the other backends, slower).
+    """
+
+    name = "albumentations"
+    array_module = "numpy"
+
+    def __init__(self, layout: str = "NHWC", *, exact_draws: bool = False, **options: Any):
+        if layout != "NHWC":
+            raise SpecError(f"albumentations backend: images are HWC, so layout must be 'NHWC', got {layout!r}")
+        if not isinstance(exact_draws, bool):
+            raise SpecError(f"albumentations backend: exact_draws must be True or False, got {exact_draws!r}")
+        super().__init__(layout, **options)
+        self.exact_draws = exact_draws
+
+    def make_run(self, pipeline: Any, **run_options: Any) -> AlbumentationsRun:
+        return AlbumentationsRun(pipeline, self, **run_options)
+
+
+# ------------------------------------------------------------------ stages
+
+
+def _to_float(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) * np.float32(1.0 / 255.0)
+    return img if img.dtype == np.float32 else img.astype(np.float32)
+
+
+def _channel_mean(img: np.ndarray) -> np.ndarray:
+    """(C,) mean of each channel, in the value domain ([0, 1] for uint8)."""
+    c = img.shape[2]
+    if c <= 4:
+        m = np.asarray(cv2.mean(img)[:c], dtype=np.float64)
+    else:
+        m = img.reshape(-1, c).mean(axis=0, dtype=np.float64)
+    if img.dtype == np.uint8:
+        m = m / 255.0
+    return m.astype(np.float32)
+
+
+class _StageBase:
+    def __init__(self, run: AlbumentationsRun, st: Stage):
+        self.plan = run.plan
+        self.B = run.backend
+        self.st = st
+
+    def gate_on(self, lf: Leaf, params: Mapping[str, Any]) -> bool:
+        g = Plan.gate(lf, params)
+        return True if g is None else bool(np.asarray(g).reshape(-1)[0])
+
+
+class _Geometry(_StageBase):
+    """One warp per image through ``A.Affine.apply`` (or exact flips)."""
+
+    def __init__(self, run: AlbumentationsRun, st: Stage):
+        super().__init__(run, st)
+        fill = tuple(float(v) for v in (st.fill if st.fill is not None else (0.0,)))
+        flags = _INTERP[st.interpolation or "bilinear"]
+        self.flip_only = all(lf.op.flip_axis for lf in st.leaves)  # type: ignore[attr-defined]
+        self.warp_u8 = A.Affine(interpolation=flags, border_mode=cv2.BORDER_CONSTANT,
+                                fill=tuple(min(255.0, max(0.0, math.floor(v * 255.0 + 0.5))) for v in fill), p=1.0)
+        self.warp_f = A.Affine(interpolation=flags, border_mode=cv2.BORDER_CONSTANT, fill=fill, p=1.0)
+        self.hflip = A.HorizontalFlip(p=1.0)
+        self.vflip = A.VerticalFlip(p=1.0)
+
+    def matrix(self, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
+        """augspec's composed forward matrix (3, 3), float64, as ``Plan._geometric`` builds it."""
+        B = self.B
+        m = None
+        for lf in self.st.leaves:
+            if not self.gate_on(lf, params):
+                continue
+            mk = np.asarray(self.plan.call(lf, "matrix", B, lf.params(params), ctx), np.float64)[0]
+            m = mk if m is None else mk @ m
+        return np.eye(3) if m is None else m
+
+    def __call__(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
+        if self.flip_only:
+            parity = {"w": False, "h": False}
+            for lf in self.st.leaves:
+                if self.gate_on(lf, params):
+                    parity[lf.op.flip_axis] = not parity[lf.op.flip_axis]  # type: ignore[attr-defined]
+            if parity["w"]:
+                img = self.hflip.apply(img)
+            if parity["h"]:
+                img = self.vflip.apply(img)
+            return img
+        m = self.matrix(params, ctx)
+        cv = opencv_matrix(m)
+        warp = self.warp_u8 if img.dtype == np.uint8 else self.warp_f
+        out = warp.apply(img, matrix=cv, output_shape=img.shape[:2])
+        return out.reshape(img.shape)
+
+
+def opencv_matrix(m: np.ndarray) -> np.ndarray:
+    """augspec's forward matrix (pixel centres at +0.5) in OpenCV's frame (centres at
+    integers): ``T(-1/2) M T(1/2)``, a (3, 3) float64 array for ``cv2.warpAffine``."""
+    out = np.array(m, dtype=np.float64, copy=True)
+    out[0, 2] = m[0, 2] + 0.5 * (m[0, 0] + m[0, 1]) - 0.5
+    out[1, 2] = m[1, 2] + 0.5 * (m[1, 0] + m[1, 1]) - 0.5
+    return out
+
+
+class _Color(_StageBase):
+    """The composed colour map of the stage as one ``cv2.transform``."""
+
+    def __init__(self, run: AlbumentationsRun, st: Stage):
+        super().__init__(run, st)
+        self.needs_mean = any(lf.op.needs_mean for lf in st.leaves)  # type: ignore[attr-defined]
+
+    def affine(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+        from ..core.ops.color import apply_to_vector, compose
+
+        B = self.B
+        c = ctx.channels
+        mean0 = _channel_mean(img)[None] if self.needs_mean else np.zeros((1, c), np.float32)
+        acc = None
+        for lf in self.st.leaves:
+            mean = mean0 if acc is None else apply_to_vector(B, acc[0], mean0) + acc[1]
+            a, t = self.plan.call(lf, "affine", B, lf.params(params), mean, ctx)
+            a, t = _gate_affine(B, Plan.gate(lf, params), a, t, ctx)
+            acc = (a, t) if acc is None else compose(B, (a, t), acc)
+        assert acc is not None
+        return np.asarray(acc[0], np.float32)[0], np.asarray(acc[1], np.float32)[0]
+
+    def __call__(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
+        a, t = self.affine(img, params, ctx)
+        scale = 255.0 if img.dtype == np.uint8 else 1.0
+        c = img.shape[2]
+        if c <= 4:
+            m = np.concatenate([a, (t * scale)[:, None]], axis=1).astype(np.float32)
+            out = cv2.transform(img, m).reshape(img.shape)
+        else:
+            out = (img.reshape(-1, c).astype(np.float32) @ a.T + t * scale).reshape(img.shape)
+            if img.dtype == np.uint8:
+                out = np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+        if out.dtype != np.uint8 and self.st.clamp:
+            np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+
+class _Region(_StageBase):
+    """CutOut through albumentations' cutout kernel; other region specs through their mask."""
+
+    def __call__(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
+        B = self.B
+        for lf in self.st.leaves:
+            if not self.gate_on(lf, params):
+                continue
+            fill = np.asarray(lf.op.fill, np.float64)  # type: ignore[attr-defined]
+            if img.dtype == np.uint8:
+                fill = np.clip(np.floor(fill * 255.0 + 0.5), 0, 255)
+            fill_arr = np.broadcast_to(fill, (img.shape[2],)).astype(img.dtype)
+            p = lf.params(params)
+            if isinstance(lf.op, CutOut) and lf.op.name not in self.plan.kernels:
+                s = np.asarray(p["size"], np.float32)
+                y0, y1 = box_edges(B, np.asarray(p["centre_y"], np.float32), s * ctx.height, ctx.height)
+                x0, x1 = box_edges(B, np.asarray(p["centre_x"], np.float32), s * ctx.width, ctx.width)
+                holes = np.stack([x0[0], y0[0], x1[0], y1[0]], axis=-1).astype(np.int64)
+                img = _fdropout.cutout(img, holes, fill_arr, None)
+            else:
+                mask = np.asarray(self.plan.call(lf, "mask", B, p, ctx))[0]
+                img = img.copy()
+                img[mask] = fill_arr
+        return img
+
+
+class _Normalize(_StageBase):
+    def __init__(self, run: AlbumentationsRun, st: Stage):
+        super().__init__(run, st)
+        op = st.leaves[0].op
+        self.u8 = A.Normalize(mean=op.mean, std=op.std, max_pixel_value=255.0, p=1.0)  # type: ignore[attr-defined]
+        self.f = A.Normalize(mean=op.mean, std=op.std, max_pixel_value=1.0, p=1.0)  # type: ignore[attr-defined]
+
+    def __call__(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
+        out = (self.u8 if img.dtype == np.uint8 else self.f).apply(img)
+        return np.asarray(out, np.float32).reshape(img.shape)
+
+
+class _NumpyKernel(_StageBase):
+    """Any other pixel or feature spec: its NumPy kernel on the one image (exact)."""
+
+    def __init__(self, run: AlbumentationsRun, st: Stage, method: str):
+        super().__init__(run, st)
+        self.method = method
+
+    def __call__(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
+        (lf,) = self.st.leaves
+        if not self.gate_on(lf, params):
+            return img
+        out = self.plan.call(lf, self.method, self.B, _to_float(img)[None], lf.params(params), ctx)
+        out = np.asarray(out, np.float32)[0]
+        if self.st.clamp:
+            np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+
+# --------------------------------------------------------------------- run
+
+
+class AlbumentationsRun(Run):
+    """A pipeline compiled for the albumentations backend (see the module docstring).
+
+    ``run(image[, label])`` and ``run(batch[, labels])`` apply the per-sample part
+    image by image (labels pass through); ``run.batch(images, labels)`` and
+    ``run.collate(samples)`` apply the batch-level part to a collated batch.
+    """
+
+    def __init__(self, pipeline: Any, backend: AlbumentationsBackend, *, kernels: Mapping[str, Any] | None = None,
+                 fuse: bool = True, epoch: int = 0, rank: int = 0, worker: int = 0):
+        prefix, suffix = split_pipeline(pipeline.ops)
+        self.full_pipeline = pipeline
+        per_sample = Pipeline(list(prefix), num_classes=pipeline.num_classes, seed=pipeline.seed)
+        super().__init__(per_sample, backend, kernels=kernels, fuse=fuse, epoch=epoch, rank=rank, worker=worker)
+        self.batch_ops: tuple[Op, ...] = suffix
+        self._batch_runs: dict[tuple[str, str], Any] = {}
+        self._auto_worker = True
+        self._stages = [self._compile_stage(st) for st in self.plan.stages]
+        small, big = [], []
+        for d in self.plan.sampler.draws:
+            (big if any(isinstance(s, str) for s in d.dist.shape) else small).append(d)
+        self._pixel_draws: tuple[DrawSpec, ...] = tuple(big) if not backend.exact_draws else ()
+        self._small_sampler = Sampler(small) if self._pixel_draws else self.plan.sampler
+
+    def _compile_stage(self, st: Stage) -> Any:
+        if st.kind == "geometric":
+            return _Geometry(self, st)
+        if st.kind == "color":
+            return _Color(self, st)
+        if st.kind == "region":
+            return _Region(self, st)
+        if st.kind == "pixel":
+            lf = st.leaves[0]
+            if type(lf.op) is Normalize and lf.op.name not in self.plan.kernels and not lf.gates:
+                return _Normalize(self, st)
+            return _NumpyKernel(self, st, "pixels")
+        if st.kind == "feature":
+            return _NumpyKernel(self, st, "features")
+        raise SpecError(f"albumentations backend: {st.kind} stage of {type(st.leaves[0].op).__name__} "
+                        "cannot run per image")  # unreachable: split_pipeline moves these to the batch
+
+    @property
+    def transforms(self) -> list[Any]:
+        """The compiled per-image stages, in order (for inspection)."""
+        return list(self._stages)
+
+    # ------------------------------------------------------------ state
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        for r in self._batch_runs.values():
+            r.set_epoch(epoch)
+
+    def set_state(self, *, epoch: int | None = None, step: int | None = None, rank: int | None = None,
+                  worker: int | None = None) -> None:
+        super().set_state(epoch=epoch, step=step, rank=rank, worker=worker)
+        if worker is not None:
+            self._auto_worker = False
+        for r in self._batch_runs.values():
+            r.set_state(epoch=epoch, rank=rank, worker=worker)
+
+    def _sync_worker(self) -> None:
+        """Inside a torch DataLoader worker, take its id (unless set_state(worker=) was called)."""
+        torch = sys.modules.get("torch")
+        if not self._auto_worker or torch is None:
+            return
+        try:
+            info = torch.utils.data.get_worker_info()
+        except Exception:  # pragma: no cover - torch without data utilities
+            return
+        if info is not None and info.id != self.worker:
+            self.worker = int(info.id)
+            for r in self._batch_runs.values():
+                r.set_state(worker=self.worker)
+
+    def plan_ops(self) -> list[Any]:
+        return list(self.full_pipeline.ops)
+
+    # ---------------------------------------------------------- drawing
+    def __call__(self, images: Any, labels: Any = None, *, training: bool = True) -> Any:
+        self._sync_worker()
+        return super().__call__(images, labels, training=training)
+
+    def _draw(self, batch_size: int, hwc: tuple[int, int, int] | None, key: tuple[int, int]) -> dict[str, Any]:
+        B = self.backend
+        params = self._small_sampler.sample(B, batch_size, (np.int64(key[0]), np.int64(key[1])), hwc)
+        if not self._pixel_draws:
+            return params
+        from ..core.random import resolve_shape
+
+        rng = np.random.Generator(np.random.PCG64([key[0] & M32, key[1] & M32]))
+        for d in self._pixel_draws:
+            vshape = resolve_shape(d.dist.shape, hwc, d.key)
+            rows = batch_size if d.dist.per_sample else 1
+            dist = d.dist
+            if isinstance(dist, Normal):
+                v = rng.standard_normal((rows, *vshape), dtype=np.float32) * np.float32(dist.std)
+                v = v + np.float32(dist.mean)
+            elif isinstance(dist, Uniform):
+                v = np.float32(dist.low) + np.float32(dist.high - dist.low) * rng.random((rows, *vshape), np.float32)
+            elif isinstance(dist, Bernoulli):
+                v = rng.random((rows, *vshape), np.float32) < dist.p
+            else:
+                v = Sampler([d]).sample(B, batch_size, (np.int64(key[0]), np.int64(key[1])), hwc)[d.key]
+                rows = batch_size
+            if rows != batch_size:
+                v = np.broadcast_to(v, (batch_size, *vshape))
+            params[d.key] = v
+        return params
+
+    # --------------------------------------------------------- applying
+    def _run(self, plan: Plan, images: Any, labels: Any, params: Mapping[str, Any], convert_labels: bool = True) -> Any:
+        if plan is not self.plan:  # inference: the deterministic specs, through NumPy
+            return super()._run(plan, images, labels, params, convert_labels)
+        x = self.backend.as_images(images)
+        if x.ndim not in (3, 4):
+            raise InputError(f"images must be one HWC image (3-D) or a batch NHWC (4-D), got shape {x.shape}")
+        single = x.ndim == 3
+        xb = x[None] if single else x
+        dtype = str(xb.dtype)
+        if dtype not in IMAGE_DTYPES:
+            raise InputTypeError(f"images of dtype {dtype} are not supported; use one of {list(IMAGE_DTYPES)}")
+        n, h, w, c = xb.shape
+        if h == 0 or w == 0 or c == 0:
+            raise InputError(f"images must have a non-zero height, width and channel count, got {(h, w, c)}")
+        if c > 16:
+            raise InputError(f"images have {c} channels: the albumentations backend reads HWC images")
+        for lf in plan.leaves:
+            if not lf.op.accepts_channels(c):
+                raise InputError(f"{type(lf.op).__name__} (at {lf.path}) cannot take images with {c} channels")
+        y, _ = self._labels(plan, labels, n, single, convert_labels)
+        out_dtype = dtype if plan.bounded or dtype != "uint8" else "float32"
+        if n == 0:
+            xo = xb.astype(out_dtype)
+            return (xo, y) if labels is not None else xo
+        self._check_params(plan, params, n)
+        ctx = Context(1, h, w, c, self.num_classes)
+        if n == 1:
+            out = self._one(xb[0], params, ctx, dtype, out_dtype)[None]
+        else:
+            out = np.empty((n, h, w, c), dtype=out_dtype)
+            for i in range(n):  # a per-image backend: one image at a time, as in a data-loader worker
+                out[i] = self._one(xb[i], {k: v[i:i + 1] for k, v in params.items()}, ctx, dtype, out_dtype)
+        xo = out[0] if single else out
+        if labels is None:
+            return xo
+        return xo, (y[0] if single else y)
+
+    def _one(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context, dtype: str, out_dtype: str) -> np.ndarray:
+        src = img
+        if dtype != "uint8" and dtype != "float32":
+            img = img.astype(np.float32)
+        for stage in self._stages:
+            img = stage(img, params, ctx)
+        if img.dtype == np.uint8:
+            out = img if out_dtype == "uint8" else img.astype(np.float32) * np.float32(1.0 / 255.0)
+        elif out_dtype == "uint8":
+            out = np.floor(np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        else:
+            out = img.astype(out_dtype, copy=False)
+        if out is src or np.shares_memory(out, src):
+            out = out.copy()
+        return out
+
+    # ------------------------------------------------------- the batch part
+    def batch_run(self, framework: str = "numpy", layout: str | None = None) -> Any:
+        """The batch-level part of the pipeline compiled for ``framework`` (cached);
+        None when the pipeline has no batch-level spec."""
+        if not self.batch_ops:
+            return None
+        lay = layout or ("NCHW" if framework == "torch" else "NHWC")
+        key = (framework, lay)
+        if key not in self._batch_runs:
+            seed = (self.seed ^ _BATCH_SALT) & (2**63 - 1)
+            pipe = Pipeline(list(self.batch_ops), num_classes=self.full_pipeline.num_classes, seed=seed)
+            r = pipe.compile(framework, layout=lay, epoch=self.epoch, rank=self.rank, worker=self.worker)
+            self._batch_runs[key] = r
+        return self._batch_runs[key]
+
+    def batch(self, images: Any, labels: Any = None, *, layout: str | None = None) -> Any:
+        """Apply the batch-level specs to a collated batch: NumPy arrays through the
+        NumPy backend (NHWC), torch tensors through the torch backend (``layout``,
+        default NCHW), TensorFlow tensors through the TensorFlow backend (NHWC).
+        Without batch-level specs, returns the inputs unchanged."""
+        self._sync_worker()
+        root = type(images).__module__.split(".")[0]
+        framework = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow"}.get(root, "numpy")
+        r = self.batch_run(framework, layout)
+        if r is None:
+            return images if labels is None else (images, labels)
+        return r(images, labels)
+
+    def collate(self, samples: Sequence[Any], *, apply: bool = True) -> Any:
+        """A ``collate_fn``: stack images (or ``(image, label)`` pairs) into an NHWC batch
+        (and a label array), then apply the batch-level specs through NumPy."""
+        if len(samples) == 0:
+            raise InputError("collate: no samples")
+        first = samples[0]
+        if isinstance(first, (tuple, list)):
+            images = np.stack([np.asarray(s[0]) for s in samples])
+            labels = np.stack([np.asarray(s[1]) for s in samples])
+        else:
+            images, labels = np.stack([np.asarray(s) for s in samples]), None
+        if not apply:
+            return images if labels is None else (images, labels)
+        return self.batch(images, labels)
