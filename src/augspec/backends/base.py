@@ -19,7 +19,8 @@ primitives, so a new backend need not provide them, and may override any for spe
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 LAYOUTS = ("NHWC", "NCHW")
 IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")

@@ -5,11 +5,15 @@ The warp samples the input at ``inverse @ (j + 0.5, i + 0.5, 1)`` with
 coordinates in float64, reading ``fill`` outside the image: the image is padded
 by one pixel of fill and indices are clipped into the padding, so a bilinear
 tap that falls outside blends with the fill, as OpenCV's BORDER_CONSTANT does.
+A bilinear tap of weight exactly 0 is not read, so identity, flips and
+whole-pixel shifts move NaN (and inf) pixels exactly; at fractional positions a
+NaN spreads to the output pixels whose taps touch it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -131,7 +135,7 @@ class NumpyBackend(Backend):
     # ---------------------------------------------------------------- images
     def flip(self, x: Any, axis: str) -> Any:
         ax = self._spatial_axes()[1 if axis == "w" else 0]
-        return np.flip(x, axis=ax)
+        return np.flip(x, axis=ax).copy()  # a copy: a run's output never views its input
 
     def color_affine(self, x: Any, a: Any, t: Any) -> Any:
         a = np.asarray(a, np.float32)
@@ -157,19 +161,38 @@ class NumpyBackend(Backend):
         pad = np.empty((n, h + 2, w + 2, c), dtype=np.float32)
         pad[...] = np.asarray(fill, dtype=np.float32)
         pad[:, 1:-1, 1:-1, :] = x
-        bidx = np.arange(n)[:, None, None]
+        # Gather through flat row indices into the (N * (H+2) * (W+2), C) view: one
+        # np.take per tap is much faster than three broadcast fancy indices.
+        flat = pad.reshape(-1, c)
+        base = (np.arange(n, dtype=np.intp) * ((h + 2) * (w + 2)))[:, None, None]
         if interpolation == "nearest":
             ui = np.clip(np.floor(u + 0.5), -1, w).astype(np.intp) + 1
             vi = np.clip(np.floor(v + 0.5), -1, h).astype(np.intp) + 1
-            return self.from_nhwc(pad[bidx, vi, ui])
+            return self.from_nhwc(np.take(flat, base + vi * (w + 2) + ui, axis=0))
         u0 = np.floor(u)
         v0 = np.floor(v)
-        fu = (u - u0).astype(np.float32)[..., None]
-        fv = (v - v0).astype(np.float32)[..., None]
+        fu = (u - u0).astype(np.float32)
+        fv = (v - v0).astype(np.float32)
+        # A tap of weight exactly 0 reads the same pixel as its partner tap (same value for
+        # finite inputs), so identity and whole-pixel shifts keep NaN / inf where they were.
         ua = np.clip(u0, -1, w).astype(np.intp) + 1
-        ub = np.clip(u0 + 1, -1, w).astype(np.intp) + 1
-        va = np.clip(v0, -1, h).astype(np.intp) + 1
-        vb = np.clip(v0 + 1, -1, h).astype(np.intp) + 1
-        top = pad[bidx, va, ua] * (1.0 - fu) + pad[bidx, va, ub] * fu
-        bot = pad[bidx, vb, ua] * (1.0 - fu) + pad[bidx, vb, ub] * fu
-        return self.from_nhwc(top * (1.0 - fv) + bot * fv)
+        ub = np.clip(u0 + (fu > 0), -1, w).astype(np.intp) + 1
+        ra = base + (np.clip(v0, -1, h).astype(np.intp) + 1) * (w + 2)
+        rb = base + (np.clip(v0 + (fv > 0), -1, h).astype(np.intp) + 1) * (w + 2)
+        fu, fv = fu[..., None], fv[..., None]
+        gu, gv = 1.0 - fu, 1.0 - fv
+        # top = a (1 - fu) + b fu; bot likewise; out = top (1 - fv) + bot fv (in place, same arithmetic)
+        top = np.take(flat, ra + ua, axis=0)
+        top *= gu
+        tmp = np.take(flat, ra + ub, axis=0)
+        tmp *= fu
+        top += tmp
+        bot = np.take(flat, rb + ua, axis=0)
+        bot *= gu
+        np.take(flat, rb + ub, axis=0, out=tmp)
+        tmp *= fu
+        bot += tmp
+        top *= gv
+        bot *= fv
+        top += bot
+        return self.from_nhwc(top)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class Pipeline(Op):
 
         return compile_pipeline(self, backend, **options)
 
-    def fit(self, x: Any, layout: str = "NHWC") -> "Pipeline":
+    def fit(self, x: Any, layout: str = "NHWC") -> Pipeline:
         """Fit every Standardize / ZCAWhitening on ``x`` (a NumPy-convertible batch)
         as it arrives at that op: the deterministic ops before it are applied, the
         random ones are skipped. Returns ``self``, now fitted."""
@@ -99,7 +100,7 @@ class Pipeline(Op):
         return to_yaml(self)
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Pipeline":
+    def from_dict(cls, d: Any) -> Pipeline:
         from .serialize import from_dict
 
         out = from_dict(d)
@@ -108,13 +109,13 @@ class Pipeline(Op):
         return out
 
     @classmethod
-    def from_json(cls, s: str) -> "Pipeline":
+    def from_json(cls, s: str) -> Pipeline:
         from .serialize import from_json
 
         return cls.from_dict(from_json(s).to_dict())
 
     @classmethod
-    def from_yaml(cls, s: str) -> "Pipeline":
+    def from_yaml(cls, s: str) -> Pipeline:
         from .serialize import from_yaml
 
         return cls.from_dict(from_yaml(s).to_dict())

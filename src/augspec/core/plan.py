@@ -19,8 +19,9 @@ Stages never look at the values of arrays, so nothing here needs a host sync.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .errors import SpecError
 from .random import Bernoulli, DrawSpec, Sampler

@@ -19,8 +19,9 @@ with SplitMix64 into two 32-bit words, on the host.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import SpecError
 
@@ -136,6 +137,12 @@ def _gamma(B: Any, alpha: float, u: Any) -> Any:
     probability > 0.95 for shape >= 1; after all rounds fail (odds < 1e-7) the
     mode-like value ``d`` stands in.
     """
+    return B.exp(_log_gamma(B, alpha, u))
+
+
+def _log_gamma(B: Any, alpha: float, u: Any) -> Any:
+    """The log of a Gamma(alpha, 1) draw (see ``_gamma``). In log space the boost for
+    alpha < 1, ``g * U^(1/alpha)``, cannot underflow float32 (it does for small alpha)."""
     boost = alpha < 1.0
     a = alpha + 1.0 if boost else alpha
     d = a - 1.0 / 3.0
@@ -155,9 +162,10 @@ def _gamma(B: Any, alpha: float, u: Any) -> Any:
         else:
             out = B.where(done, out, B.where(ok, cand, out))
             done = done | ok
+    out = B.log(out)
     if boost:
         ub = 1.0 - u[..., 3 * _GAMMA_ROUNDS]
-        out = out * B.exp(B.log(ub) / alpha)
+        out = out + B.log(ub) / alpha
     return out
 
 
@@ -174,11 +182,12 @@ class Beta(Distribution):
         object.__setattr__(self, "uniforms", _gamma_uniforms(self.a) + _gamma_uniforms(self.b))
 
     def transform(self, B: Any, u: Any) -> Any:
+        # X / (X + Y) = 1 / (1 + exp(log Y - log X)) with X ~ Gamma(a), Y ~ Gamma(b), in log
+        # space so that small shapes (whose draws underflow float32) stay exact near 0 and 1
         na = _gamma_uniforms(self.a)
-        x = _gamma(B, self.a, u[..., :na])
-        y = _gamma(B, self.b, u[..., na:])
-        s = x + y
-        return B.where(s > 0, x / B.where(s > 0, s, 1.0), 0.5 + 0.0 * s)
+        lx = _log_gamma(B, self.a, u[..., :na])
+        ly = _log_gamma(B, self.b, u[..., na:])
+        return 1.0 / (1.0 + B.exp(B.clip(ly - lx, -80.0, 80.0)))
 
 
 @dataclass(frozen=True, kw_only=True)

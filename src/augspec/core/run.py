@@ -14,8 +14,10 @@ class ids ``(N,)`` or soft ``(N, K)``; with a label-changing op they come back
 
 from __future__ import annotations
 
+import operator
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import InputError, InputTypeError
 from .plan import Plan
@@ -27,6 +29,19 @@ IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
 
 def _fresh_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 1
+
+
+def _state_int(name: str, v: Any) -> int:
+    """A non-negative integer for the key state (epoch, step, rank, worker)."""
+    try:
+        i = operator.index(v)
+    except TypeError:
+        if not (isinstance(v, float) and v.is_integer()):
+            raise InputTypeError(f"{name} must be an integer, got {v!r}") from None
+        i = int(v)
+    if i < 0:
+        raise InputError(f"{name} must be >= 0, got {i}")
+    return i
 
 
 class Run:
@@ -41,25 +56,26 @@ class Run:
         self.plan = Plan(pipeline.ops, self.kernels)
         self.num_classes = pipeline.num_classes
         self.seed = pipeline.seed if pipeline.seed is not None else _fresh_seed()
-        self.epoch, self.step, self.rank, self.worker = int(epoch), 0, int(rank), int(worker)
+        self.epoch, self.step = _state_int("epoch", epoch), 0
+        self.rank, self.worker = _state_int("rank", rank), _state_int("worker", worker)
         self._eval_plan: Plan | None = None
 
     # ------------------------------------------------------------------ state
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch``: the step counter restarts at 0."""
-        self.epoch, self.step = int(epoch), 0
+        self.epoch, self.step = _state_int("epoch", epoch), 0
 
     def set_state(self, *, epoch: int | None = None, step: int | None = None, rank: int | None = None,
                   worker: int | None = None) -> None:
         """Resume at (epoch, step), or move to another rank or data-loader worker."""
         if epoch is not None:
-            self.epoch = int(epoch)
+            self.epoch = _state_int("epoch", epoch)
         if step is not None:
-            self.step = int(step)
+            self.step = _state_int("step", step)
         if rank is not None:
-            self.rank = int(rank)
+            self.rank = _state_int("rank", rank)
         if worker is not None:
-            self.worker = int(worker)
+            self.worker = _state_int("worker", worker)
 
     @property
     def state(self) -> dict[str, int]:
@@ -85,7 +101,10 @@ class Run:
             raise InputError(f"sample: batch_size must be an integer >= 0, got {batch_size!r}")
         hwc = None
         if image_shape is not None:
-            image_shape = tuple(int(v) for v in image_shape)
+            try:
+                image_shape = tuple(operator.index(v) for v in image_shape)
+            except TypeError:
+                raise InputError(f"sample: image_shape must be 3 integers, got {image_shape!r}") from None
             if len(image_shape) != 3:
                 raise InputError(f"sample: image_shape must be one image's shape (3 numbers), got {image_shape}")
             a, b, c = image_shape

@@ -26,6 +26,10 @@ from .spec import Op
 
 FORMAT_VERSION = 1
 _SMALL = 64
+#: bounds on a config's tree, checked before anything is built: YAML aliases can
+#: make a small document an exponentially large tree, and deep nesting a RecursionError
+MAX_DEPTH = 100
+MAX_NODES = 200_000
 
 
 def _encode(v: Any) -> Any:
@@ -76,7 +80,7 @@ def _decode(v: Any, where: str) -> Any:
                 return np.frombuffer(raw, dtype=dt.newbyteorder("<")).reshape(spec["shape"]).astype(dt)
             except Exception as e:
                 raise ConfigError(f"{where}: a malformed ndarray ({e})") from None
-        raise ConfigError(f"{where}: a mapping without 'type' is not a value augspec reads: {sorted(v)[:5]}")
+        raise ConfigError(f"{where}: a mapping without 'type' is not a value augspec reads: {sorted(map(str, v))[:5]}")
     if isinstance(v, list):
         return tuple(_decode(x, f"{where}[{i}]") for i, x in enumerate(v))
     if v is None or isinstance(v, (bool, int, float, str)):
@@ -114,10 +118,27 @@ def _build(d: dict[str, Any], where: str) -> Op:
         raise ConfigError(f"{where}: {e}") from None
 
 
+def _check_size(d: Any) -> None:
+    """Refuse trees deeper than MAX_DEPTH or with more than MAX_NODES values (iterative walk)."""
+    stack, count = [(d, 0)], 0
+    while stack:
+        v, depth = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ConfigError(f"config: more than {MAX_NODES} values (a YAML alias bomb?); refused")
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"config: nested deeper than {MAX_DEPTH} levels; refused")
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend((x, depth + 1) for x in v)
+
+
 def from_dict(d: Any) -> Op:
     """Build the spec or pipeline a dict describes (never imports or executes anything)."""
     if not isinstance(d, dict):
         raise ConfigTypeError(f"a config must be a mapping, got {type(d).__name__}")
+    _check_size(d)
     if "version" not in d:
         raise ConfigError("config: missing 'version' (this augspec reads version 1)")
     if d["version"] != FORMAT_VERSION or isinstance(d["version"], bool):
@@ -132,6 +153,8 @@ def to_json(op: Op, **kw: Any) -> str:
 def from_json(s: str | bytes) -> Op:
     try:
         d = json.loads(s)
+    except RecursionError:
+        raise ConfigError("config: JSON nested too deeply; refused") from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config: not valid JSON ({e})") from None
     return from_dict(d)
@@ -146,8 +169,12 @@ def to_yaml(op: Op) -> str:
 def from_yaml(s: str | bytes) -> Op:
     import yaml
 
+    if not isinstance(s, (str, bytes)):
+        raise ConfigTypeError(f"config: YAML must be a str or bytes, got {type(s).__name__}")
     try:
         d = yaml.safe_load(s)
     except yaml.YAMLError as e:
         raise ConfigError(f"config: YAML refused ({str(e).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError("config: YAML nested too deeply; refused") from None
     return from_dict(d)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from .errors import SpecError, SpecTypeError
 from .random import Distribution
@@ -167,7 +168,7 @@ class GeometricOp(Op):
     #: "w" or "h" for a pure flip (the planner then skips the resampling)
     flip_axis: ClassVar[str | None] = None
 
-    def matrix(self, B: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+    def matrix(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         raise NotImplementedError
 
 
@@ -182,10 +183,10 @@ class ColorOp(Op):
     #: True when ``affine`` reads ``mean`` (the planner then computes it once per stage)
     needs_mean = False
 
-    def affine(self, B: Any, params: Mapping[str, Any], mean: Any, ctx: "Context") -> tuple[Any, Any]:
+    def affine(self, B: Any, params: Mapping[str, Any], mean: Any, ctx: Context) -> tuple[Any, Any]:
         raise NotImplementedError
 
-    def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+    def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         a, t = self.affine(B, params, B.channel_mean(x), ctx)
         return B.color_affine(x, a, t)
 
@@ -195,7 +196,7 @@ class PixelOp(Op):
 
     family = "pixel"
 
-    def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+    def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         raise NotImplementedError
 
 
@@ -204,7 +205,7 @@ class RegionOp(Op):
 
     family = "region"
 
-    def mask(self, B: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+    def mask(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         raise NotImplementedError
 
 
@@ -219,7 +220,7 @@ class MixOp(Op):
     family = "mix"
     changes_labels = True
 
-    def mix(self, B: Any, params: Mapping[str, Any], ctx: "Context") -> tuple[Any, Any]:
+    def mix(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any]:
         raise NotImplementedError
 
 
@@ -229,7 +230,7 @@ class LabelOp(Op):
     family = "label"
     changes_labels = True
 
-    def labels(self, B: Any, y: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+    def labels(self, B: Any, y: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         raise NotImplementedError
 
 
@@ -239,7 +240,7 @@ class FeatureOp(Op):
     family = "feature"
     bounded = False
 
-    def features(self, B: Any, x: Any, params: Mapping[str, Any], ctx: "Context") -> Any:
+    def features(self, B: Any, x: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         raise NotImplementedError
 
 
@@ -248,7 +249,7 @@ class FitOp(PixelOp):
 
     bounded = False
 
-    def fit(self, x: Any) -> "FitOp":  # x: NHWC float64 numpy array in the pipeline's value domain
+    def fit(self, x: Any) -> FitOp:  # x: NHWC float64 numpy array in the pipeline's value domain
         raise NotImplementedError
 
     @property

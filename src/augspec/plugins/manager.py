@@ -21,8 +21,9 @@ import importlib.util
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -198,7 +199,9 @@ def get_registry() -> Registry:
         for b in blocked:
             pm.set_blocked(b)
         _load_entry_points(pm, reg, blocked)
-        for impl in reversed(pm.hook.augspec_register.get_hookimpls()):
+        # registration order (get_hookimpls' order): the built-ins first, so a plugin that
+        # claims a built-in name is the one reported, never the built-ins
+        for impl in pm.hook.augspec_register.get_hookimpls():
             name = pm.get_name(impl.plugin) or repr(impl.plugin)
             registrar = Registrar(reg, name)
             try:

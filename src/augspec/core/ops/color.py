@@ -15,7 +15,8 @@ that fixed order: brightness, contrast, saturation, hue.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,8 @@ _YIQ_INV = np.linalg.inv(_YIQ)
 _K0 = _YIQ_INV @ np.diag([1.0, 0.0, 0.0]) @ _YIQ
 _K1 = _YIQ_INV @ np.diag([0.0, 1.0, 1.0]) @ _YIQ
 _K2 = _YIQ_INV @ np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]) @ _YIQ
+# float32 copies made once: backends may cache constants by array identity
+_K32 = tuple(k.astype(np.float32) for k in (_K0, _K1, _K2))
 
 
 def luma_weights(c: int) -> tuple[float, ...]:
@@ -65,7 +68,7 @@ def saturation_affine(B: Any, s: Any, ctx: Context) -> tuple[Any, Any]:
 
 def hue_affine(B: Any, h: Any, ctx: Context) -> tuple[Any, Any]:
     ang = h * (2.0 * math.pi)
-    k0, k1, k2 = (B.asarray(k.astype(np.float32), "float32") for k in (_K0, _K1, _K2))
+    k0, k1, k2 = (B.asarray(k, "float32") for k in _K32)
     a = k0 + B.reshape(B.cos(ang), (-1, 1, 1)) * k1 + B.reshape(B.sin(ang), (-1, 1, 1)) * k2
     return a, B.zeros((ctx.n, 3), "float32")
 

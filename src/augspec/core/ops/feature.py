@@ -6,10 +6,11 @@ it is read in NHWC order (``(None, 1, 1, None)`` drops whole channels per sample
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import SpecError, SpecTypeError
-from ..random import C, H, W, Bernoulli, Distribution
+from ..random import Bernoulli, C, Distribution, H, W
 from ..spec import Context, FeatureOp, check_number, spec
 
 

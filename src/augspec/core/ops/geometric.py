@@ -13,7 +13,8 @@ y down. Rotation, scale and shear are about the image centre (W/2, H/2)::
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..random import Distribution, Uniform
 from ..spec import Context, GeometricOp, check_channels, check_choice, check_range, spec

@@ -13,7 +13,8 @@ random permutation of the batch (a batch of one mixes with itself).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..random import Beta, Distribution, Permutation, Uniform
 from ..spec import Context, MixOp, check_number, spec

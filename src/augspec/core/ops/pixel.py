@@ -8,13 +8,14 @@ domain (uint8 divided by 255), as they arrive at the op.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, SpecError
-from ..random import C, H, W, Distribution, Normal, Uniform
+from ..errors import InputError, SpecError, SpecTypeError
+from ..random import C, Distribution, H, Normal, Uniform, W
 from ..spec import Context, FitOp, PixelOp, check_channels, check_number, check_range, spec
 
 
@@ -145,7 +146,7 @@ class Standardize(FitOp):
     def accepts_channels(self, c: int) -> bool:
         return all(v is None or _per_channel_ok(v, c) for v in (self.mean, self.std))
 
-    def fit(self, x: Any) -> "Standardize":
+    def fit(self, x: Any) -> Standardize:
         x = np.asarray(x, dtype=np.float64)
         mean = x.mean(axis=(0, 1, 2))
         std = x.std(axis=(0, 1, 2))
@@ -179,7 +180,10 @@ class ZCAWhitening(FitOp):
     def __post_init__(self) -> None:
         object.__setattr__(self, "epsilon", check_number("ZCAWhitening", "epsilon", self.epsilon, 0.0, 1e3))
         if self.matrix is not None:
-            m = np.asarray(self.matrix, dtype=np.float32)
+            try:
+                m = np.asarray(self.matrix, dtype=np.float32)
+            except (TypeError, ValueError) as e:
+                raise SpecTypeError(f"ZCAWhitening: matrix must be a square array of numbers ({e})") from None
             if m.ndim != 2 or m.shape[0] != m.shape[1]:
                 raise SpecError(f"ZCAWhitening: matrix must be square, got shape {m.shape}")
             object.__setattr__(self, "matrix", m)
@@ -199,7 +203,7 @@ class ZCAWhitening(FitOp):
                 f"ZCAWhitening: fitted on images of {self.matrix.shape[0]} values, got {ctx.height}x{ctx.width}x{ctx.channels} = {d}"
             )
 
-    def fit(self, x: Any) -> "ZCAWhitening":
+    def fit(self, x: Any) -> ZCAWhitening:
         x = np.asarray(x, dtype=np.float64)
         flat = x.reshape(x.shape[0], -1)
         sigma = flat.T @ flat / flat.shape[0]

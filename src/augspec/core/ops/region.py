@@ -7,7 +7,8 @@ with ``round(v) = floor(v + 0.5)`` (the same on every backend).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..random import Distribution, Uniform
 from ..spec import Context, RegionOp, check_channels, check_int, check_range, spec
