@@ -1,0 +1,1000 @@
+"""The PyTorch backend: the whole pipeline as a few batched tensor operations.
+
+``Pipeline.compile("torch", layout="NCHW", device=None, jit=False)``.
+
+- Images are torch tensors (or anything ``torch.as_tensor`` reads), NCHW (the
+  default) or NHWC logical layout; channels_last memory works. uint8, float16,
+  bfloat16, float32 and float64 are accepted; the computation is float32.
+- Device: with ``device=None`` the work happens on the images' device and the
+  outputs stay there; with ``device="cuda"`` (say) inputs are moved there first
+  (non-blocking) and the outputs live there. Params are drawn on that device
+  from the counter vector (cached per batch and image shape) and the key, an
+  int64 tensor copied from pinned memory: nothing in a call waits for the device.
+- Geometry: the pixel-frame inverse matrix is turned into the normalized frame
+  of ``grid_sample`` with ``align_corners=False`` (pixel centres map exactly);
+  zeros padding, and a fill ``f`` as ``warp(x - f) + f``.
+- Eager mode runs ``TorchPlan``: the planner's stages with the uint8 scale
+  folded into the first linear stage, colour maps as one batched matmul, masks
+  and Normalize in place on private buffers reused across calls, the partner
+  gather and the blend as one ``lerp``. ``jit=True`` compiles sample + apply
+  with ``torch.compile(fullgraph=True)`` on the generic stages (inductor fuses them);
+  ``jit="cudagraph"`` captures the eager call in a CUDA graph.
+- Params come from ``FastSampler``: the core sampler's values with ~140 kernels
+  instead of ~900 (one uniform pass, every Beta draw in one vectorized Gamma).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.errors import InputError, InputTypeError, SpecError
+from ..core.ops.mix import CutMix
+from ..core.plan import Plan, affine_inverse
+from ..core.run import IMAGE_DTYPES, Run
+from ..core.spec import Context
+from .base import Backend
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64, "uint8": torch.uint8,
+           "bool": torch.bool, "float16": torch.float16, "bfloat16": torch.bfloat16, "int32": torch.int32}
+
+
+def _is_identity(m: Any) -> Any:
+    """(N,) bool: which (N, 3, 3) matrices are exactly the identity."""
+    return (m == torch.eye(3, dtype=m.dtype, device=m.device)).flatten(1).all(dim=1)
+
+
+def to_device(t: Any, device: Any) -> Any:
+    """A host tensor on ``device`` without waiting for the device: CPU tensors as they
+    are, others through pinned memory with a non-blocking copy."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return t
+    if device.type == "cuda" and torch.cuda.is_available():
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
+
+
+@torch.library.custom_op("augspec::grid_sample", mutates_args=())
+def _grid_sample_op(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
+    """``grid_sample`` (zeros padding, align_corners=False) as an op the compiler keeps
+    whole: on the CPU, aten's vectorized kernel beats inductor's decomposition."""
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
+@_grid_sample_op.register_fake
+def _(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
+    return x.new_empty((x.shape[0], x.shape[1], grid.shape[1], grid.shape[2]))
+
+
+def _grid_sample(x: Any, grid: Any, mode: str) -> Any:
+    if x.device.type == "cpu" and not x.requires_grad and _compiling():
+        return _grid_sample_op(x, grid, mode)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
+def _compiling() -> bool:
+    try:
+        return bool(torch.compiler.is_compiling())
+    except AttributeError:  # pragma: no cover - old torch
+        return False
+
+
+class TorchBackend(Backend):
+    """Primitives on torch tensors. ``device``: where inputs are moved (None: stay put);
+    ``jit``: False, True (``torch.compile(fullgraph=True)``), a mode string such as
+    ``"reduce-overhead"``, or a dict of ``torch.compile`` keyword arguments."""
+
+    name = "torch"
+    array_module = "torch"
+
+    def __init__(self, layout: str = "NCHW", device: Any = None, jit: Any = False, **options: Any):
+        super().__init__(layout, **options)
+        try:
+            self.device = torch.device(device) if device is not None else None
+        except (RuntimeError, TypeError) as e:
+            raise SpecError(f"torch backend: device={device!r} is not a torch device ({e})") from None
+        if not (isinstance(jit, (bool, str, dict))):
+            raise SpecError(f"torch backend: jit must be True, False, a torch.compile mode or a dict, got {jit!r}")
+        self.jit = jit
+        #: the device of the call in progress (set by TorchRun from the images)
+        self.current = self.device or torch.device("cpu")
+        self._consts: dict[Any, Any] = {}
+
+    def make_run(self, pipeline: Any, **run_options: Any) -> TorchRun:
+        return TorchRun(pipeline, self, **run_options)
+
+    # ------------------------------------------------------------ conversion
+    def as_images(self, images: Any) -> Any:
+        if isinstance(images, torch.Tensor):
+            x = images
+        else:
+            mod = type(images).__module__.split(".")[0]
+            if mod in ("tensorflow", "jax", "jaxlib"):
+                raise InputTypeError(f"torch backend: got a {mod} array; convert it with .numpy() first")
+            try:
+                x = torch.as_tensor(np.asarray(images))
+            except Exception as e:
+                raise InputTypeError(f"torch backend: cannot read the images as a tensor ({e})") from None
+        if x.is_complex() or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16,
+                                                                       torch.int32, torch.int64, torch.bool)):
+            raise InputTypeError(f"torch backend: images of dtype {x.dtype} are not numbers")
+        if self.device is not None and x.device != self.device:
+            x = x.to(self.device, non_blocking=True)
+        return x
+
+    def as_labels(self, labels: Any) -> Any:
+        if isinstance(labels, torch.Tensor):
+            y = labels
+        else:
+            try:
+                y = torch.as_tensor(np.asarray(labels))
+            except Exception as e:
+                raise InputTypeError(f"torch backend: cannot read the labels as a tensor ({e})") from None
+        if y.device != self.current:
+            y = y.to(self.current, non_blocking=True)
+        return y
+
+    def check_class_ids(self, ids: Any, num_classes: int) -> bool | None:
+        """On the CPU, checked through a NumPy view (no dispatch); elsewhere None: a check would sync."""
+        if ids.device.type != "cpu":
+            return None
+        a = ids.detach().resolve_conj().resolve_neg().numpy()
+        return bool(a.size == 0 or (a.min() >= 0 and a.max() < num_classes))
+
+    def asarray(self, v: Any, dtype: str | None = None) -> Any:
+        dt = _DTYPES[dtype] if dtype else None
+        dev = self.current
+        if isinstance(v, torch.Tensor):
+            return v.to(device=dev, dtype=dt or v.dtype)
+        if _compiling():
+            return torch.as_tensor(v, dtype=dt, device=dev)
+        if isinstance(v, (bool, int, float)):  # filled on the device: no copy
+            return torch.full((), v, dtype=dt or torch.as_tensor(v).dtype, device=dev)
+        if isinstance(v, np.ndarray):  # small arrays by value (kernels may rebuild them), big ones by identity
+            key = (("npv", v.tobytes()) if v.size <= 4096 else ("np", id(v))) + (v.shape, str(v.dtype), dtype, dev)
+        else:
+            try:
+                key = ("v", v if isinstance(v, tuple) else tuple(v), dtype, dev)
+                hash(key)
+            except TypeError:
+                key = None
+        if key is not None:
+            hit = self._consts.get(key)
+            if hit is not None:
+                return hit[0]
+        t = to_device(torch.as_tensor(np.asarray(v), dtype=dt), dev)
+        if key is not None:
+            if len(self._consts) > 256:
+                self._consts.clear()
+            self._consts[key] = (t, v)  # holding v keeps id(v) valid
+        return t
+
+    def cast(self, x: Any, dtype: str) -> Any:
+        if not isinstance(x, torch.Tensor):
+            return self.asarray(x, dtype)
+        return x.to(_DTYPES[dtype])
+
+    def dtype_name(self, x: Any) -> str:
+        return str(x.dtype).replace("torch.", "")
+
+    def shape(self, x: Any) -> tuple[int, ...]:
+        return tuple(x.shape)
+
+    def is_array(self, x: Any) -> bool:
+        return isinstance(x, torch.Tensor)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu()
+            if x.dtype == torch.bfloat16:
+                x = x.float()
+            return x.numpy()
+        return np.asarray(x)
+
+    # ---------------------------------------------------------------- basics
+    def arange(self, n: int, dtype: str = "int64") -> Any:
+        return torch.arange(n, dtype=_DTYPES[dtype], device=self.current)
+
+    def ones(self, shape: Sequence[int], dtype: str = "float32") -> Any:
+        return torch.ones(tuple(shape), dtype=_DTYPES[dtype], device=self.current)
+
+    def zeros(self, shape: Sequence[int], dtype: str = "float32") -> Any:
+        return torch.zeros(tuple(shape), dtype=_DTYPES[dtype], device=self.current)
+
+    def eye(self, n: int, dtype: str = "float32") -> Any:
+        return torch.eye(n, dtype=_DTYPES[dtype], device=self.current)
+
+    def _t(self, x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            return x
+        if isinstance(x, (bool, int, float)):
+            return torch.full((), x, device=self.current)  # no host-to-device copy
+        return self.asarray(x)
+
+    def reshape(self, x: Any, shape: Sequence[int]) -> Any:
+        return torch.reshape(self._t(x), tuple(shape))
+
+    def broadcast_to(self, x: Any, shape: Sequence[int]) -> Any:
+        return self._t(x).expand(tuple(shape))
+
+    def transpose(self, x: Any, axes: Sequence[int]) -> Any:
+        return self._t(x).permute(tuple(axes))
+
+    def stack(self, xs: Sequence[Any], axis: int = 0) -> Any:
+        return torch.stack([self._t(v) for v in xs], dim=axis)
+
+    def concat(self, xs: Sequence[Any], axis: int = 0) -> Any:
+        return torch.cat([self._t(v) for v in xs], dim=axis)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        return torch.where(cond, a, b)
+
+    def clip(self, x: Any, lo: float, hi: float) -> Any:
+        return torch.clamp(self._t(x), lo, hi)
+
+    def floor(self, x: Any) -> Any:
+        return torch.floor(self._t(x))
+
+    def sqrt(self, x: Any) -> Any:
+        return torch.sqrt(self._t(x))
+
+    def log(self, x: Any) -> Any:
+        return torch.log(self._t(x))
+
+    def exp(self, x: Any) -> Any:
+        return torch.exp(self._t(x))
+
+    def cos(self, x: Any) -> Any:
+        return torch.cos(self._t(x))
+
+    def sin(self, x: Any) -> Any:
+        return torch.sin(self._t(x))
+
+    def tan(self, x: Any) -> Any:
+        return torch.tan(self._t(x))
+
+    def minimum(self, a: Any, b: Any) -> Any:
+        if not isinstance(b, torch.Tensor):
+            return torch.clamp(a, max=b)
+        if not isinstance(a, torch.Tensor):
+            return torch.clamp(b, max=a)
+        return torch.minimum(a, b)
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        if not isinstance(b, torch.Tensor):
+            return torch.clamp(a, min=b)
+        if not isinstance(a, torch.Tensor):
+            return torch.clamp(b, min=a)
+        return torch.maximum(a, b)
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return torch.matmul(a, b)
+
+    def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return x.sum() if axis is None else x.sum(dim=axis, keepdim=keepdims)
+
+    def mean(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        x = x if x.dtype == torch.float64 else x.float()
+        out = x.mean() if axis is None else x.mean(dim=axis, keepdim=keepdims)
+        return out.float()
+
+    def any(self, x: Any, axis: Any = None) -> Any:
+        return x.any() if axis is None else x.any(dim=axis)
+
+    def argsort(self, x: Any) -> Any:
+        return torch.argsort(x, stable=True)
+
+    def take(self, x: Any, idx: Any) -> Any:
+        return torch.index_select(x, 0, idx)
+
+    def bitxor(self, a: Any, b: Any) -> Any:
+        return torch.bitwise_xor(a, b)
+
+    def bitand(self, a: Any, b: Any) -> Any:
+        return torch.bitwise_and(a, b)
+
+    def shr(self, a: Any, n: int) -> Any:
+        return torch.bitwise_right_shift(a, n)
+
+    def logical_xor(self, a: Any, b: Any) -> Any:
+        return torch.logical_xor(a, b)
+
+    def logical_not(self, a: Any) -> Any:
+        return torch.logical_not(a)
+
+    def one_hot(self, ids: Any, k: int) -> Any:
+        # a comparison, not F.one_hot (which checks the range on the host) nor scatter (device assert)
+        return (ids.reshape(-1, 1) == torch.arange(k, device=ids.device).reshape(1, -1)).float()
+
+    # ---------------------------------------------------------------- images
+    def flip(self, x: Any, axis: str) -> Any:
+        ax = self._spatial_axes()[1 if axis == "w" else 0]
+        return torch.flip(x, dims=(ax,))
+
+    def channel_mean(self, x: Any) -> Any:
+        return x.mean(dim=self._spatial_axes())
+
+    def color_affine(self, x: Any, a: Any, t: Any, out: Any = None) -> Any:
+        """``A x + t`` per pixel as one batched matmul (``out``: an optional NCHW buffer)."""
+        a = a.to(x.dtype)
+        t = t.to(x.dtype)
+        if self.layout == "NHWC":
+            n, h, w, c = x.shape
+            r = torch.baddbmm(t[:, None, :], x.reshape(n, h * w, c), a.transpose(1, 2))
+            return r.view(n, h, w, c)
+        n, c, h, w = x.shape
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            xv = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+            r = torch.baddbmm(t[:, None, :], xv, a.transpose(1, 2))
+            return r.view(n, h, w, c).permute(0, 3, 1, 2)
+        if out is not None:
+            torch.baddbmm(t[:, :, None], a, x.reshape(n, c, h * w), out=out.view(n, c, h * w))
+            return out
+        return torch.baddbmm(t[:, :, None], a, x.reshape(n, c, h * w)).view(n, c, h, w)
+
+    def sample_grid(self, inverse: Any, n: int, h: int, w: int, dtype: Any, out: Any = None) -> Any:
+        """The ``grid_sample`` grid (N, H, W, 2) of a pixel-frame inverse matrix.
+
+        With ``align_corners=False`` a normalized coordinate g is the pixel-frame
+        coordinate ``(g + 1) W / 2``, and output pixel j has its centre at
+        ``j + 0.5``, so the source coordinate of output pixel (i, j) is
+        ``g_x = (2 / W) (a (j + 0.5) + b (i + 0.5) + c) - 1`` (likewise g_y): two
+        broadcast multiply-adds over (N, H, W), no (N, H*W, 3) matmul."""
+        inv = inverse.to(torch.float64) if inverse.device.type == "cpu" else inverse
+        dev = inverse.device
+        xs = (torch.arange(w, device=dev, dtype=inv.dtype) + 0.5).reshape(1, 1, w)
+        ys = (torch.arange(h, device=dev, dtype=inv.dtype) + 0.5).reshape(1, h, 1)
+        r = torch.stack([inv[:, 0, :] * (2.0 / w), inv[:, 1, :] * (2.0 / h)], dim=1)  # rows scaled
+        r = torch.cat([r[:, :, :2], r[:, :, 2:] - 1.0], dim=-1).to(dtype)
+        xs, ys = xs.to(dtype), ys.to(dtype)
+        a, b, c = r[:, 0, 0, None, None], r[:, 0, 1, None, None], r[:, 0, 2, None, None]
+        d, e, f = r[:, 1, 0, None, None], r[:, 1, 1, None, None], r[:, 1, 2, None, None]
+        if _compiling() or out is None:
+            gx = a * xs + (b * ys + c)
+            gy = d * xs + (e * ys + f)
+            return torch.stack([gx, gy], dim=-1)
+        torch.addcmul(b * ys + c, xs, a, out=out[..., 0])
+        torch.addcmul(d * xs + f, ys, e, out=out[..., 1])
+        return out
+
+    def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...]) -> Any:
+        nchw = self.layout == "NCHW"
+        xs = x if nchw else x.permute(0, 3, 1, 2)
+        n, c, h, w = xs.shape
+        grid = self.sample_grid(inverse, n, h, w, xs.dtype)
+        mode = "nearest" if interpolation == "nearest" else "bilinear"
+        if any(v != 0.0 for v in fill):
+            f = self.asarray(tuple(float(v) for v in fill), "float32").to(xs.dtype).reshape(1, -1, 1, 1)
+            out = _grid_sample(xs - f, grid, mode) + f
+        else:
+            out = _grid_sample(xs, grid, mode)
+        # the identity reproduces the pixels exactly (grid_sample's normalized frame is off by an ulp)
+        out = torch.where(_is_identity(inverse).reshape(-1, 1, 1, 1), xs, out)
+        return out if nchw else out.permute(0, 2, 3, 1)
+
+
+# ======================================================================= plan
+
+
+def avoid_ptr(t: Any) -> int:
+    return -1 if t is None else t.data_ptr()
+
+
+class _Buffers(threading.local):
+    """Private image buffers reused from call to call (never handed to the caller)."""
+
+    def __init__(self) -> None:
+        self.slots: dict[Any, Any] = {}
+        #: a fresh tensor of this call that no stage reads any more (the warp's output):
+        #: the last stage writes the result there instead of allocating
+        self.spare: Any = None
+
+    def get(self, tag: str, like_shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
+        key = (tag, like_shape, dtype, device)
+        t = self.slots.get(key)
+        if t is None:
+            if len(self.slots) > 16:
+                self.slots.clear()
+            t = torch.empty(like_shape, dtype=dtype, device=device)
+            self.slots[key] = t
+        return t
+
+
+class TorchPlan(Plan):
+    """The planner's stages, run with fewer passes over the images (eager mode).
+
+    The value of the images is ``scale * x`` where ``scale`` (1/255 for uint8 input)
+    is folded into the first linear stage that follows (warp, colour map, Normalize,
+    mix) instead of costing a pass of its own. Stages write into two private
+    buffers in turn; the last image-writing stage writes a fresh tensor, so the
+    output never aliases a buffer, and the caller's input is never written.
+    """
+
+    def __init__(self, ops: Any, kernels: Any = None):
+        super().__init__(ops, kernels)
+        self.buffers = _Buffers()
+        writes = [i for i, st in enumerate(self.stages) if st.kind != "label"]
+        self.last_image_stage = writes[-1] if writes else -1
+
+    # ------------------------------------------------------------- helpers
+    def _dest(self, i: int, fresh_out: bool, x: Any, avoid: Any = None) -> Any:
+        """Where stage ``i`` writes an NCHW float32 image like ``x``."""
+        if i == self.last_image_stage and fresh_out:
+            sp = self.buffers.spare
+            if sp is not None and sp.shape == x.shape and sp.data_ptr() not in (x.data_ptr(), avoid_ptr(avoid)):
+                self.buffers.spare = None
+                return sp
+            return torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        for tag in ("a", "b", "c"):
+            buf = self.buffers.get(tag, tuple(x.shape), torch.float32, x.device)
+            if buf.data_ptr() != x.data_ptr() and (avoid is None or buf.data_ptr() != avoid.data_ptr()):
+                return buf
+        raise AssertionError("no free buffer")  # pragma: no cover
+
+    def run(self, B: TorchBackend, x: Any, scale: float, owned: bool, y: Any, params: Mapping[str, Any],
+            ctx: Context, fuse: bool, fresh_out: bool) -> tuple[Any, Any, float]:
+        """Apply every stage; returns (x, y, scale) with the value ``scale * x``."""
+        self.buffers.spare = None
+        try:
+            return self._run_stages(B, x, scale, owned, y, params, ctx, fuse, fresh_out)
+        finally:
+            self.buffers.spare = None
+
+    def _run_stages(self, B, x, scale, owned, y, params, ctx, fuse, fresh_out):
+        for i, st in enumerate(self.stages):
+            if st.kind == "label":
+                x, y = self._label(B, st, x, y, params, ctx, fuse)
+                continue
+            fast = getattr(self, "_fast_" + st.kind, None)
+            res = fast(B, i, st, x, scale, owned, y, params, ctx, fuse, fresh_out) if fast is not None else None
+            if res is None:  # generic path: materialize the scale first
+                if scale != 1.0:
+                    x = torch.mul(x, scale, out=self._dest(i, False, x)) if not owned else x.mul_(scale)
+                    scale, owned = 1.0, True
+                x, y = getattr(self, "_" + st.kind)(B, st, x, y, params, ctx, fuse)
+                if st.clamp:
+                    x = torch.clamp(x, 0.0, 1.0)
+                owned = False  # a kernel's output may alias its input or a param
+                if i == self.last_image_stage and fresh_out and x.data_ptr() in self._buffer_ptrs():
+                    x = x.clone()
+            else:
+                x_new, y, scale, owned_new = res
+                if (owned and x_new.data_ptr() != x.data_ptr() and x.data_ptr() not in self._buffer_ptrs()
+                        and x.dtype == torch.float32 and x.is_contiguous()):
+                    self.buffers.spare = x  # the previous stage's fresh output is free now
+                x, owned = x_new, owned_new
+        return x, y, scale
+
+    def _buffer_ptrs(self) -> set[int]:
+        return {t.data_ptr() for t in self.buffers.slots.values()}
+
+    # ---------------------------------------------------------- fast stages
+    def _fast_geometric(self, B, i, st, x, scale, owned, y, params, ctx, fuse, fresh_out):
+        if all(lf.op.flip_axis for lf in st.leaves):  # type: ignore[attr-defined]
+            out, _ = self._geometric(B, st, x, y, params, ctx, fuse)  # flips commute with the scale
+            return out, y, scale, out.data_ptr() != x.data_ptr()
+        if B.layout != "NCHW":
+            return None
+        eye = torch.eye(3, device=x.device).expand(ctx.n, 3, 3)
+        m = None
+        for lf in st.leaves:
+            mk = self.call(lf, "matrix", B, lf.params(params), ctx)
+            g = self.gate(lf, params)
+            if g is not None:
+                mk = torch.where(g.reshape(-1, 1, 1), mk, eye)
+            m = mk if m is None else torch.matmul(mk, m)
+        inv = affine_inverse(B, m)
+        n, c, h, w = x.shape
+        grid = B.sample_grid(inv, n, h, w, torch.float32, out=self.buffers.get("grid", (n, h, w, 2), torch.float32,
+                                                                           x.device))
+        mode = "nearest" if st.interpolation == "nearest" else "bilinear"
+        fill = st.fill if st.fill is not None else (0.0,)
+        if any(v != 0.0 for v in fill):
+            f = torch.tensor([float(v) / scale for v in fill], device=x.device) if x.device.type == "cpu" else \
+                B.asarray(tuple(float(v) / scale for v in fill), "float32")
+            f = f.reshape(1, -1, 1, 1)
+            out = F.grid_sample(x - f, grid, mode=mode, padding_mode="zeros", align_corners=False)
+            out.add_(f)
+        else:
+            out = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+        if all(lf.gates for lf in st.leaves):  # gated off everywhere: the exact input, as in the reference
+            torch.where(_is_identity(inv).reshape(-1, 1, 1, 1), x, out, out=out)
+        return out, y, scale, True
+
+    def _fast_color(self, B, i, st, x, scale, owned, y, params, ctx, fuse, fresh_out):
+        if B.layout != "NCHW" or not fuse:
+            return None
+        from ..core.ops.color import apply_to_vector, compose
+
+        needs_mean = any(lf.op.needs_mean for lf in st.leaves)  # type: ignore[attr-defined]
+        mean0 = x.mean(dim=(2, 3)) * scale if needs_mean else torch.zeros((ctx.n, ctx.channels), device=x.device)
+        acc = None
+        for lf in st.leaves:
+            mean = mean0 if acc is None else apply_to_vector(B, acc[0], mean0) + acc[1]
+            a, t = self.call(lf, "affine", B, lf.params(params), mean, ctx)
+            g = self.gate(lf, params)
+            if g is not None:
+                eye = torch.eye(ctx.channels, device=x.device).expand(ctx.n, ctx.channels, ctx.channels)
+                a, t = torch.where(g.reshape(-1, 1, 1), a, eye), torch.where(g.reshape(-1, 1), t, 0.0)
+            acc = (a, t) if acc is None else compose(B, (a, t), acc)
+        a, t = acc
+        if scale != 1.0:
+            a = a * scale
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            x = x.contiguous()
+        out = B.color_affine(x, a, t, out=self._dest(i, fresh_out, x, avoid=x))
+        if st.clamp:
+            out.clamp_(0.0, 1.0)
+        return out, y, 1.0, True
+
+    def _fast_region(self, B, i, st, x, scale, owned, y, params, ctx, fuse, fresh_out):
+        if B.layout != "NCHW":
+            return None
+        last = i == self.last_image_stage and fresh_out
+        if not owned or (last and x.data_ptr() in self._buffer_ptrs()):
+            dst = self._dest(i, fresh_out, x, avoid=x)
+            x = dst.copy_(x)
+        for lf in st.leaves:
+            m = self.call(lf, "mask", B, lf.params(params), ctx)
+            g = self.gate(lf, params)
+            if g is not None:
+                m = m & g.reshape(-1, 1, 1)
+            fill = tuple(float(v) / scale for v in lf.op.fill)  # type: ignore[attr-defined]
+            if len(fill) == 1:
+                x.masked_fill_(m[:, None], fill[0])
+            else:
+                ft = B.asarray(fill, "float32").reshape(1, -1, 1, 1)
+                torch.where(m[:, None], ft, x, out=x)
+        return x, y, scale, True
+
+    def _fast_pixel(self, B, i, st, x, scale, owned, y, params, ctx, fuse, fresh_out):
+        from ..core.ops.pixel import Normalize, Rescale
+
+        (lf,) = st.leaves
+        op = lf.op
+        if B.layout != "NCHW" or self.kernels.get(op.name) is not None or lf.gates:
+            return None
+        if isinstance(op, Normalize):
+            c = ctx.channels
+            mean = op.mean * c if len(op.mean) == 1 else op.mean
+            std = op.std * c if len(op.std) == 1 else op.std
+            mul = tuple(scale / s for s in std)
+            add = tuple(-m / s for m, s in zip(mean, std))
+        elif isinstance(op, Rescale):
+            mul, add = (scale * op.scale,), (op.offset,)
+        else:
+            return None
+        mt = B.asarray(mul, "float32").reshape(1, -1, 1, 1)
+        at = B.asarray(add, "float32").reshape(1, -1, 1, 1)
+        last = i == self.last_image_stage and fresh_out
+        if owned and not (last and x.data_ptr() in self._buffer_ptrs()):
+            dst = x
+        else:
+            dst = self._dest(i, fresh_out, x, avoid=x)
+        # two passes: addcmul with a broadcast first operand is slower on the CPU than mul + add
+        out = torch.mul(x, mt, out=dst).add_(at)
+        if st.clamp:
+            out.clamp_(0.0, 1.0)
+        return out, y, 1.0, True
+
+    def _fast_mix(self, B, i, st, x, scale, owned, y, params, ctx, fuse, fresh_out):
+        if B.layout != "NCHW":
+            return None
+        perm = params[st.leaves[0].path + "/partner"]
+        w_tot = lw_tot = None
+        boxes = []  # CutMix boxes as separable float factors: one (N, H, W) product at the end
+        for lf in st.leaves:
+            g = self.gate(lf, params)
+            gf = None if g is None else g.to(torch.float32)
+            if isinstance(lf.op, CutMix) and self.kernels.get(lf.op.name) is None:
+                lp = lf.params(params)
+                y0, y1, x0, x1 = lf.op.box(B, lp, ctx)
+                rows = torch.arange(ctx.height, device=x.device, dtype=torch.float32).reshape(1, -1, 1)
+                cols = torch.arange(ctx.width, device=x.device, dtype=torch.float32).reshape(1, 1, -1)
+                ry = ((rows >= y0.reshape(-1, 1, 1)) & (rows < y1.reshape(-1, 1, 1))).to(torch.float32)
+                rx = ((cols >= x0.reshape(-1, 1, 1)) & (cols < x1.reshape(-1, 1, 1))).to(torch.float32)
+                lw = (y1 - y0) * (x1 - x0) * (1.0 / (ctx.height * ctx.width)) if lf.op.correct_lambda \
+                    else 1.0 - lp["lam"]
+                if gf is not None:
+                    ry, lw = ry * gf.reshape(-1, 1, 1), lw * gf
+                boxes.append((ry, rx))
+            else:
+                w, lw = self.call(lf, "mix", B, lf.params(params), ctx)
+                if gf is not None:
+                    w, lw = w * gf.reshape(-1, 1, 1), lw * gf
+                w_tot = w if w_tot is None else w_tot + w
+            lw_tot = lw if lw_tot is None else lw_tot + lw
+        for ry, rx in boxes:
+            w_tot = ry * rx if w_tot is None else torch.addcmul(w_tot, ry, rx)
+        # a gather, not index_select: the CPU index_select is pathologically slow after grid_sample
+        n = x.shape[0]
+        partner = self._dest(i, False, x, avoid=x)
+        torch.gather(x.reshape(n, -1), 0, perm.reshape(n, 1).expand(n, x[0].numel()), out=partner.view(n, -1))
+        last = i == self.last_image_stage and fresh_out
+        if owned and not (last and x.data_ptr() in self._buffer_ptrs()):
+            dst = x  # lerp in place: each element reads only itself and the partner copy
+        else:
+            dst = self._dest(i, fresh_out, x, avoid=partner)
+        out = torch.lerp(x, partner, w_tot[:, None].to(x.dtype), out=dst)
+        if y is not None:
+            lwi = lw_tot.reshape(-1, 1)
+            y = torch.lerp(y, torch.index_select(y, 0, perm), lwi)
+        return out, y, scale, True
+
+
+# ==================================================================== sampler
+
+
+class FastSampler:
+    """The core ``Sampler``'s draws with fewer, larger kernels (same values).
+
+    One hash pass and ONE uniform conversion for the whole counter vector; every
+    Beta draw of the pipeline in one vectorized Gamma evaluation: the six
+    Marsaglia-Tsang rounds of every Gamma (``random._gamma``) are computed side by
+    side and the first accepted round is picked with an argmax, which is the
+    core's sequential rule. Per-row constants (d, c, alpha) are cached per layout.
+    This takes a call from about 900 tiny kernels to about 200, which is what
+    bounds a GPU call (and small CPU batches)."""
+
+    def __init__(self, sampler: Any):
+        self.sampler = sampler
+        self._consts: dict[Any, Any] = {}
+
+    def constants(self, batch_size: int, hwc: Any, device: Any) -> tuple[Any, Any, Any, Any] | None:
+        """Per-row Gamma constants (d, c, alpha, boost) of every Beta draw, cached on ``device``
+        (called before a compiled call too, so the traced code only reads the cache)."""
+        from ..core.random import Beta
+
+        ck = (batch_size, hwc, str(device))
+        hit = self._consts.get(ck)
+        if hit is not None or ck in self._consts:
+            return hit
+        entries, _, _ = self.sampler._layout(batch_size, hwc)
+        betas = [(d.dist, rows * math.prod(vshape)) for d, _, rows, vshape, _ in entries if isinstance(d.dist, Beta)]
+        out = None
+        if betas:
+            d_, c_, al_, bo_ = [], [], [], []
+            for part in (0, 1):
+                for dist, m in betas:
+                    alpha = dist.a if part == 0 else dist.b
+                    boost = alpha < 1.0
+                    a = alpha + 1.0 if boost else alpha
+                    d = a - 1.0 / 3.0
+                    d_ += [d] * m
+                    c_ += [1.0 / math.sqrt(9.0 * d)] * m
+                    al_ += [alpha] * m
+                    bo_ += [boost] * m
+            t = [to_device(torch.tensor(v, dtype=torch.float32), device) for v in (d_, c_, al_)]
+            out = (t[0], t[1], t[2], to_device(torch.tensor(bo_, dtype=torch.bool), device))
+        if len(self._consts) > 16:
+            self._consts.clear()
+        self._consts[ck] = out
+        return out
+
+    def sample(self, B: Any, batch_size: int, key: tuple[Any, Any], hwc: Any, counters: Any) -> dict[str, Any]:
+        from ..core.random import _GAMMA_ROUNDS, Beta, Permutation, bits_to_uniform, random_bits
+
+        entries, _, total = self.sampler._layout(batch_size, hwc)
+        params: dict[str, Any] = {}
+        if total == 0:
+            return self.sampler.sample(B, batch_size, key, hwc, counters=counters)
+        bits = random_bits(B, counters, key)
+        uni = bits_to_uniform(B, bits)
+        betas = []
+        for d, off, rows, vshape, nuni in entries:
+            n = rows * math.prod(vshape) * nuni
+            if isinstance(d.dist, Permutation):
+                ar = torch.arange(batch_size, device=bits.device)
+                params[d.key] = torch.argsort(bits[off:off + n] * max(batch_size, 1) + ar, stable=True)
+                continue
+            u = uni[off:off + n].reshape(rows, *vshape, nuni)
+            if isinstance(d.dist, Beta):
+                betas.append((d, u, rows, vshape))
+                continue
+            v = d.dist.transform(B, u)
+            if not d.dist.per_sample:
+                v = v.expand(batch_size, *vshape)
+            params[d.key] = v
+        if not betas:
+            return params
+        r3 = 3 * _GAMMA_ROUNDS
+        sizes = [rows * math.prod(vshape) for _, _, rows, vshape in betas]
+        dd, cc, alpha, boost = self.constants(batch_size, hwc, bits.device)
+        main, extra = [], []
+        for part in (0, 1):
+            for (d, u, _, _), m in zip(betas, sizes):
+                na = u.shape[-1] - (3 * _GAMMA_ROUNDS + (1 if d.dist.b < 1.0 else 0))
+                blk = u.reshape(m, u.shape[-1])
+                blk = blk[:, :na] if part == 0 else blk[:, na:]
+                main.append(blk[:, :r3])
+                extra.append(blk[:, r3] if blk.shape[1] > r3 else torch.full((m,), 0.5, device=u.device))
+        U = torch.cat(main).reshape(-1, _GAMMA_ROUNDS, 3)
+        ub = 1.0 - torch.cat(extra)
+        dcol, ccol = dd[:, None], cc[:, None]
+        z = torch.sqrt(-2.0 * torch.log(1.0 - U[..., 0])) * torch.cos((2.0 * math.pi) * U[..., 1])
+        v = 1.0 + ccol * z
+        v3 = v * v * v
+        lu = torch.log(1.0 - U[..., 2])
+        pos = v3 > 0
+        safe = torch.where(pos, v3, 1.0)
+        ok = pos & (lu < 0.5 * z * z + dcol - dcol * safe + dcol * torch.log(safe))
+        cand = dcol * safe
+        first = torch.argmax(ok.to(torch.int32), dim=1, keepdim=True)  # the first accepted round
+        out = torch.where(ok.any(dim=1), torch.gather(cand, 1, first)[:, 0], dd)
+        out = out * torch.where(boost, torch.exp(torch.log(ub) / alpha), 1.0)
+        half = out.shape[0] // 2
+        x, y = out[:half], out[half:]
+        ssum = x + y
+        beta = torch.where(ssum > 0, x / torch.where(ssum > 0, ssum, 1.0), 0.5 + 0.0 * ssum)
+        for (d, _, rows, vshape), part in zip(betas, torch.split(beta, sizes)):
+            v = part.reshape(rows, *vshape)
+            params[d.key] = v if d.dist.per_sample else v.expand(batch_size, *vshape)
+        return params
+
+
+# ======================================================================== run
+
+
+class TorchRun(Run):
+    """A pipeline compiled for torch: eager (``TorchPlan``) or ``torch.compile``d."""
+
+    def __init__(self, pipeline: Any, backend: TorchBackend, **kw: Any):
+        super().__init__(pipeline, backend, **kw)
+        self.plan = TorchPlan(pipeline.ops, self.kernels)
+        self.fast_sampler = FastSampler(self.plan.sampler)
+        self._counters: dict[Any, Any] = {}
+        self._compiled: Any = None
+        self._graphs: dict[Any, Any] = {}
+
+    # --------------------------------------------------------------- device
+    def _use_device(self, dev: Any) -> None:
+        self.backend.current = torch.device(dev)
+
+    def counters(self, batch_size: int, hwc: tuple[int, int, int] | None, device: Any) -> Any:
+        """The sampler's static counter vector, cached on ``device``."""
+        key = (batch_size, hwc, str(device))
+        t = self._counters.get(key)
+        if t is None:
+            c = torch.from_numpy(self.plan.sampler.counters_numpy(batch_size, hwc))
+            t = to_device(c, device)
+            if len(self._counters) > 32:
+                self._counters.clear()
+            self._counters[key] = t
+        return t
+
+    def key_tensor(self, key: tuple[int, int], device: Any) -> Any:
+        """The two key words as an int64 (2,) tensor on ``device`` (pinned, non-blocking copy)."""
+        return to_device(torch.tensor([int(key[0]), int(key[1])], dtype=torch.int64), device)
+
+    def _draw(self, batch_size: int, hwc: tuple[int, int, int] | None, key: tuple[int, int]) -> dict[str, Any]:
+        dev = self.backend.current
+        kt = self.key_tensor(key, dev)
+        return self.fast_sampler.sample(self.backend, batch_size, tuple(kt.unbind(0)), hwc,
+                                        counters=self.counters(batch_size, hwc, dev))
+
+    def sample(self, batch_size: int, image_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """Draw the params of one call on the run's device (``device=``, else the last images' device)."""
+        if self.backend.device is not None:
+            self._use_device(self.backend.device)
+        return super().sample(batch_size, image_shape)
+
+    # -------------------------------------------------------------- calling
+    def __call__(self, images: Any, labels: Any = None, *, training: bool = True) -> Any:
+        if not training:
+            return self._evaluate(images, labels)
+        B = self.backend
+        x = B.as_images(images)
+        self._use_device(x.device)
+        shape = tuple(x.shape)
+        if len(shape) not in (3, 4):
+            return super().__call__(x, labels)  # the error message of the core
+        if self.backend.jit == "cudagraph" and len(shape) == 4 and shape[0] > 0:
+            return self._graph_call(x, labels)
+        if self.backend.jit and len(shape) == 4 and shape[0] > 0:
+            return self._jit_call(x, labels)
+        n = shape[0] if len(shape) == 4 else 1
+        params = self.sample(n, shape[1:] if len(shape) == 4 else shape)
+        return self._run(self.plan, x, labels, params)
+
+    def apply(self, images: Any, labels: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        if params is None:
+            raise InputError("apply: params are required (draw them with run.sample)")
+        x = self.backend.as_images(images)
+        self._use_device(x.device)
+        return self._run(self.plan, x, labels, self._params_on(params, x.device))
+
+    def _params_on(self, params: Mapping[str, Any], device: Any) -> dict[str, Any]:
+        out = {}
+        for k, v in params.items():
+            if isinstance(v, torch.Tensor):
+                out[k] = v.to(device, non_blocking=True)
+            else:
+                a = np.asarray(v)
+                t = torch.from_numpy(np.ascontiguousarray(a))
+                out[k] = t.to(device, non_blocking=True) if t.device != torch.device(device) else t
+        return out
+
+    def _evaluate(self, images: Any, labels: Any) -> Any:
+        x = self.backend.as_images(images)
+        self._use_device(x.device)
+        return super()._evaluate(x, labels)
+
+    # ----------------------------------------------------------------- core
+    def _prepare(self, plan: Plan, x: Any, labels: Any, convert_labels: bool = True):
+        """The checks of the core run (shapes, dtypes, channels, labels) on the host, no sync."""
+        B = self.backend
+        shape = tuple(x.shape)
+        if len(shape) not in (3, 4):
+            raise InputError(
+                f"images must be one image (3-D) or a batch (4-D) in {B.layout} layout, got shape {shape}")
+        single = len(shape) == 3
+        if single:
+            x = x.unsqueeze(0)
+        dtype = B.dtype_name(x)
+        if dtype not in IMAGE_DTYPES:
+            raise InputTypeError(f"images of dtype {dtype} are not supported; use one of {list(IMAGE_DTYPES)}")
+        n, h, w, c = B.image_dims(x)
+        if h == 0 or w == 0 or c == 0:
+            raise InputError(
+                f"images must have a non-zero height, width and channel count, got (H, W, C) = {(h, w, c)}")
+        if c > 16:
+            raise InputError(f"images have {c} channels: is the layout right? "
+                             f"this backend reads {B.layout} (layout= when compiling)")
+        for lf in plan.leaves:
+            if not lf.op.accepts_channels(c):
+                raise InputError(f"{type(lf.op).__name__} (at {lf.path}) cannot take images with {c} channels")
+        y, k = self._labels(plan, labels, n, single, convert_labels)
+        out_dtype = dtype if plan.bounded or dtype != "uint8" else "float32"
+        return x, y, single, dtype, out_dtype, Context(n, h, w, c, k)
+
+    def _run(self, plan: Plan, images: Any, labels: Any, params: Mapping[str, Any], convert_labels: bool = True) -> Any:
+        B = self.backend
+        x = B.as_images(images)
+        self._use_device(x.device)
+        x, y, single, dtype, out_dtype, ctx = self._prepare(plan, x, labels, convert_labels)
+        if ctx.n == 0:
+            xo = x.to(_DTYPES[out_dtype])
+            return (xo, y) if labels is not None else xo
+        self._check_params(plan, params, ctx.n)
+        if isinstance(plan, TorchPlan) and not (x.requires_grad and torch.is_grad_enabled()):
+            xo, yo = self._eager(plan, x, y, params, ctx, dtype, out_dtype)
+        else:
+            xo, yo = self._generic(plan, x, y, params, ctx, dtype, out_dtype)
+        return self._finish(xo, yo, labels, single)
+
+    def _finish(self, xo: Any, yo: Any, labels: Any, single: bool) -> Any:
+        if single:
+            xo = xo[0]
+            if yo is not None and labels is not None:
+                yo = yo[0]
+        return xo if labels is None else (xo, yo)
+
+    def _generic(self, plan: Plan, x: Any, y: Any, params: Mapping[str, Any], ctx: Context, dtype: str,
+                 out_dtype: str) -> tuple[Any, Any]:
+        """The core's numeric path on the primitives (also what ``torch.compile`` traces)."""
+        B = self.backend
+        xf = x.to(torch.float32)
+        if dtype == "uint8":
+            xf = xf * (1.0 / 255.0)
+        xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse)
+        if out_dtype == "uint8":
+            xo = torch.floor(torch.clamp(xo, 0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+        elif out_dtype != "float32":
+            xo = xo.to(_DTYPES[out_dtype])
+        return xo, yo
+
+    def _eager(self, plan: TorchPlan, x: Any, y: Any, params: Mapping[str, Any], ctx: Context, dtype: str,
+               out_dtype: str) -> tuple[Any, Any]:
+        B = self.backend
+        if B.layout != "NCHW":
+            return self._generic(plan, x, y, params, ctx, dtype, out_dtype)
+        fresh_out = out_dtype == "float32"
+        if dtype == "float32":
+            xf, scale, owned = x, 1.0, False
+        else:
+            buf = plan.buffers.get("in", tuple(x.shape), torch.float32, x.device)
+            xf = buf.copy_(x)
+            scale, owned = (1.0 / 255.0 if dtype == "uint8" else 1.0), True
+        xo, yo, scale = plan.run(B, xf, scale, owned, y, params, ctx, self.fuse, fresh_out)
+        private = xo.data_ptr() in plan._buffer_ptrs()
+        is_input = xo.data_ptr() == x.data_ptr()
+        if out_dtype == "uint8":
+            v = xo.mul_(scale * 255.0) if private else xo * (scale * 255.0)
+            xo = v.clamp_(0.0, 255.0).add_(0.5).floor_().to(torch.uint8)
+        elif out_dtype == "float32":
+            if private or is_input:
+                xo = xo * scale if scale != 1.0 else (xo.clone() if private else xo)
+            elif scale != 1.0:
+                xo = xo.mul_(scale)
+        else:
+            xo = (xo * scale if scale != 1.0 else xo).to(_DTYPES[out_dtype])
+        return xo, yo
+
+    # ------------------------------------------------------------------ jit
+    def _jit_options(self) -> dict[str, Any]:
+        j = self.backend.jit
+        opts: dict[str, Any] = {"fullgraph": True, "dynamic": False}
+        if isinstance(j, str):
+            opts["mode"] = j
+        elif isinstance(j, dict):
+            opts.update(j)
+        return opts
+
+    def _traced(self, x: Any, y: Any, counters: Any, key: Any, meta: tuple) -> tuple[Any, Any]:
+        n, h, w, c, k, dtype, out_dtype = meta
+        ctx = Context(n, h, w, c, k)
+        hwc = (h, w, c)
+        params = self.fast_sampler.sample(self.backend, ctx.n, tuple(key.unbind(0)), hwc, counters=counters)
+        return self._generic(self._generic_plan, x, y, params, ctx, dtype, out_dtype)
+
+    def _jit_call(self, x: Any, labels: Any) -> Any:
+        if self._compiled is None:
+            self._generic_plan = Plan(self.pipeline.ops, self.kernels)
+            self._compiled = torch.compile(self._traced, **self._jit_options())
+        x4, y, single, dtype, out_dtype, ctx = self._prepare(self.plan, x, labels)
+        hwc = (ctx.height, ctx.width, ctx.channels)
+        key = self.key()
+        self.step += 1
+        counters = self.counters(ctx.n, hwc, x4.device)
+        self.fast_sampler.constants(ctx.n, hwc, x4.device)  # cached before tracing: no recompilation
+        kt = self.key_tensor(key, x4.device)
+        meta = (ctx.n, ctx.height, ctx.width, ctx.channels, ctx.num_classes, dtype, out_dtype)
+        xo, yo = self._compiled(x4, y, counters, kt, meta)
+        return self._finish(xo, yo, labels, single)
+
+    # ------------------------------------------------------------ CUDA graphs
+    def _graph_call(self, x: Any, labels: Any) -> Any:
+        """``jit="cudagraph"``: the eager call (sampling included) captured once per
+        input signature in a ``torch.cuda.CUDAGraph`` and replayed; no compiler.
+        Inputs are copied into the graph's static tensors, outputs cloned out."""
+        if x.device.type != "cuda":
+            raise InputError(f"jit='cudagraph' needs CUDA tensors, got images on {x.device}")
+        x4, y, single, dtype, out_dtype, ctx = self._prepare(self.plan, x, labels)
+        sig = (tuple(x4.shape), tuple(x4.stride()), x4.dtype, str(x4.device),
+               None if y is None else (tuple(y.shape), y.dtype))
+        key = self.key()
+        self.step += 1
+        kt = self.key_tensor(key, x4.device)
+        g = self._graphs.get(sig)
+        if g is None:
+            g = self._capture(x4, y, kt, ctx, dtype, out_dtype)
+            self._graphs[sig] = g
+        graph, sx, sy, sk, out, _keep = g
+        sx.copy_(x4)
+        if sy is not None:
+            sy.copy_(y)
+        sk.copy_(kt)
+        graph.replay()
+        xo = out[0].clone()
+        yo = out[1].clone() if out[1] is not None else None
+        return self._finish(xo, yo, labels, single)
+
+    def _capture(self, x4: Any, y: Any, kt: Any, ctx: Context, dtype: str, out_dtype: str) -> tuple:
+        sx = x4.clone()
+        sy = y.clone() if y is not None else None
+        sk = kt.clone()
+        hwc = (ctx.height, ctx.width, ctx.channels)
+        counters = self.counters(ctx.n, hwc, x4.device)
+
+        def body() -> tuple[Any, Any]:
+            params = self.fast_sampler.sample(self.backend, ctx.n, tuple(sk.unbind(0)), hwc, counters=counters)
+            return self._eager(self.plan, sx, sy, params, ctx, dtype, out_dtype)
+
+        side = torch.cuda.Stream(device=x4.device)
+        side.wait_stream(torch.cuda.current_stream(x4.device))
+        with torch.cuda.stream(side):  # warm-up: fills the constant caches and buffers
+            for _ in range(2):
+                body()
+        torch.cuda.current_stream(x4.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = body()
+        keep = list(self.plan.buffers.slots.values())  # the graph writes there: keep them alive
+        return graph, sx, sy, sk, out, keep

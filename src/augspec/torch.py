@@ -1,0 +1,272 @@
+"""PyTorch integration: augmentation as an ``nn.Module``, batch ops in a DataLoader
+``collate_fn``, per-worker keys, and augspec's Dropout as an ``nn.Module``.
+
+    import augspec as aug
+    from augspec.torch import Augment, Collate, Dropout, worker_init_fn
+
+    augment = Augment(aug.recipes.r2(), device="cuda")     # train(): augments; eval(): Normalize only
+    loader = DataLoader(ds, batch_size=256, num_workers=8,
+                        collate_fn=Collate(pipe), worker_init_fn=worker_init_fn)
+
+Randomness follows the core: every call draws from the key ``(seed, epoch,
+step, rank, worker)``. ``worker_init_fn`` sets ``worker = id + 1`` on every run
+this module tracks in the worker process (0 is the main process), so workers
+never repeat each other's draws, and the same seed gives the same batches.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .backends.torch import TorchBackend, TorchRun, to_device
+from .core.errors import InputError, SpecError, SpecTypeError
+from .core.ops.feature import Dropout as DropoutSpec
+from .core.pipeline import Pipeline
+from .core.random import Bernoulli, DrawSpec, Sampler, derive_key
+from .core.spec import Op
+
+__all__ = ["Augment", "Collate", "collate_fn", "Dropout", "worker_init_fn", "track", "batch_ops"]
+
+_TRACKED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track(run: Any) -> Any:
+    """Have ``worker_init_fn`` give ``run`` (a compiled run, an Augment, a Collate
+    or a Dropout module) the worker's key in each DataLoader worker. Returns it."""
+    _TRACKED.add(run)
+    return run
+
+
+def _runs_of(obj: Any) -> list[Any]:
+    if isinstance(obj, (Augment, Collate)):
+        return [obj.run]
+    if isinstance(obj, Dropout) or hasattr(obj, "set_state"):
+        return [obj]
+    return []
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: every tracked run in this worker, and every run,
+    Augment or Collate held as an attribute of the worker's dataset, moves to
+    ``worker = worker_id + 1`` (``run.set_state(worker=...)``): its key, and so its
+    draws, differ from every other worker's and from the main process's."""
+    objs = list(_TRACKED)
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        ds = info.dataset
+        objs.append(ds)
+        objs.extend(vars(ds).values() if hasattr(ds, "__dict__") else ())
+    seen: set[int] = set()
+    for o in objs:
+        for r in _runs_of(o):
+            if id(r) not in seen:
+                seen.add(id(r))
+                r.set_state(worker=int(worker_id) + 1)
+
+
+def _compile(pipeline: Any, options: dict[str, Any]) -> TorchRun:
+    if isinstance(pipeline, TorchRun):
+        if options:
+            raise SpecError(f"options {sorted(options)} given with an already compiled run")
+        return pipeline
+    if isinstance(pipeline, Op) and not isinstance(pipeline, Pipeline):
+        pipeline = Pipeline([pipeline])
+    if not isinstance(pipeline, Pipeline):
+        raise SpecTypeError(f"expected a Pipeline (or a torch run), got {type(pipeline).__name__}")
+    return pipeline.compile("torch", **options)
+
+
+class Augment(nn.Module):
+    """A pipeline as a module: ``forward(images, labels=None)``.
+
+    In ``train()`` mode the whole pipeline runs (random ops, per-sample draws); in
+    ``eval()`` mode only its deterministic ops (Normalize, Standardize, ...), and
+    labels pass through. ``get_extra_state`` holds the run's key state, so a
+    checkpoint resumes the same stream of draws."""
+
+    def __init__(self, pipeline: Any, **compile_options: Any):
+        super().__init__()
+        self.run = _compile(pipeline, compile_options)
+        track(self)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Any:
+        if self.training:
+            return self.run(images, labels)
+        out = self.run(images, None, training=False)
+        return out if labels is None else (out, labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.run.set_epoch(epoch)
+
+    def set_state(self, **state: int) -> None:
+        self.run.set_state(**state)
+
+    def get_extra_state(self) -> dict[str, int]:
+        return dict(self.run.state)
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.run.seed = int(state["seed"])
+        self.run.set_state(**{k: int(v) for k, v in state.items() if k != "seed"})
+
+
+def _is_batch_op(op: Op) -> bool:
+    if op.family == "container":
+        return all(_is_batch_op(c) for c in op.children)  # type: ignore[attr-defined]
+    return op.family in ("mix", "label")
+
+
+def batch_ops(pipeline: Pipeline) -> Pipeline:
+    """The pipeline's top-level batch ops (MixUp, CutMix, label smoothing and
+    containers of them), as a pipeline with the same classes and seed."""
+    return Pipeline([op for op in pipeline.ops if _is_batch_op(op)], num_classes=pipeline.num_classes,
+                    seed=pipeline.seed)
+
+
+class Collate:
+    """A DataLoader ``collate_fn``: collate the samples (``collate``, default
+    ``torch.utils.data.default_collate``), then apply the pipeline's batch ops
+    (``batch_only=True``: MixUp, CutMix, label smoothing) or the whole pipeline to
+    ``(images, labels, *rest)``. Picklable, so it works with spawned workers."""
+
+    def __init__(self, pipeline: Pipeline, collate: Callable[[list], Any] | None = None, *,
+                 batch_only: bool = True, **compile_options: Any):
+        if not isinstance(pipeline, Pipeline):
+            raise SpecTypeError(f"Collate: expected a Pipeline, got {type(pipeline).__name__}")
+        self.pipeline = batch_ops(pipeline) if batch_only else pipeline
+        self.collate = collate
+        self.options = compile_options
+        self.run = self.pipeline.compile("torch", **compile_options)
+        track(self)
+
+    def __call__(self, samples: Sequence[Any]) -> Any:
+        collate = self.collate or torch.utils.data.default_collate
+        batch = collate(list(samples))
+        if isinstance(batch, dict):
+            raise InputError("Collate: the collated batch is a dict; pass collate= returning (images, labels, ...)")
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise InputError("Collate: the collated batch must be (images, labels, ...)")
+        images, labels, *rest = batch
+        xo, yo = self.run(images, labels)
+        return (xo, yo, *rest)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.run.set_epoch(epoch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"pipeline": self.pipeline.to_dict(), "collate": self.collate, "options": self.options,
+                "state": self.run.state}
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.pipeline = Pipeline.from_dict(d["pipeline"])
+        self.collate = d["collate"]
+        self.options = d["options"]
+        self.run = self.pipeline.compile("torch", **self.options)
+        st = dict(d["state"])
+        self.run.seed = st.pop("seed")
+        self.run.set_state(**st)
+        track(self)
+
+
+def collate_fn(pipeline: Pipeline, **kw: Any) -> Collate:
+    """``Collate(pipeline, **kw)``: a DataLoader collate_fn applying the batch ops."""
+    return Collate(pipeline, **kw)
+
+
+class Dropout(nn.Module):
+    """Inverted dropout from an augspec ``Dropout`` spec (or a rate), with Keras'
+    ``noise_shape``: the shape of the keep mask in the input's own axis order,
+    ``None`` meaning that axis' size and 1 sharing the mask along the axis (so
+    ``(None, None, 1, 1)`` on NCHW drops whole channels). Training:
+    ``x * keep / (1 - rate)``, ``keep ~ Bernoulli(1 - rate)``, applied to each
+    sample with probability ``p``; eval: the identity. The draws come from
+    augspec's counter-based generator under the key ``(seed, epoch, step, rank,
+    worker)``; each forward call advances ``step``. Gradients flow through."""
+
+    def __init__(self, spec: DropoutSpec | float = 0.5, noise_shape: Sequence[int | None] | None = None,
+                 seed: int | None = None):
+        super().__init__()
+        if not isinstance(spec, DropoutSpec):
+            spec = DropoutSpec(rate=spec, noise_shape=noise_shape)
+        elif noise_shape is not None:
+            spec = DropoutSpec(rate=spec.rate, noise_shape=noise_shape, p=spec.p)
+        self.spec = spec
+        from .core.run import _fresh_seed
+
+        self.seed = int(seed) if seed is not None else _fresh_seed()
+        self.epoch = self.step = self.rank = self.worker = 0
+        self._backend = TorchBackend()
+        self._samplers: dict[Any, Any] = {}
+        self._counters: dict[Any, Any] = {}
+        track(self)
+
+    @property
+    def rate(self) -> float:
+        return self.spec.rate
+
+    def extra_repr(self) -> str:
+        return f"rate={self.spec.rate}, noise_shape={self.spec.noise_shape}, p={self.spec.p}"
+
+    def set_state(self, *, epoch: int | None = None, step: int | None = None, rank: int | None = None,
+                  worker: int | None = None) -> None:
+        for k, v in (("epoch", epoch), ("step", step), ("rank", rank), ("worker", worker)):
+            if v is not None:
+                setattr(self, k, int(v))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self.step = int(epoch), 0
+
+    def mask_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        ns = self.spec.noise_shape
+        if ns is None:
+            return tuple(shape)
+        if len(ns) != len(shape):
+            raise InputError(f"Dropout: noise_shape {ns} has {len(ns)} entries for an input of shape {tuple(shape)}")
+        out = []
+        for v, s in zip(ns, shape):
+            v = s if v is None else v
+            if v not in (1, s):
+                raise InputError(f"Dropout: noise_shape {ns} does not broadcast to the input shape {tuple(shape)}")
+            out.append(v)
+        return tuple(out)
+
+    def _sampler(self, mshape: tuple[int, ...]) -> tuple[Sampler, tuple[int, ...]]:
+        hit = self._samplers.get(mshape)
+        if hit is None:
+            per_sample = len(mshape) > 0 and mshape[0] != 1
+            rest = mshape[1:] if len(mshape) > 0 else ()
+            draws = [DrawSpec("keep", Bernoulli(p=1.0 - self.spec.rate, shape=rest, per_sample=per_sample), 0)]
+            if self.spec.p < 1.0:
+                draws.append(DrawSpec("apply", Bernoulli(p=self.spec.p), 1))
+            hit = (Sampler(draws), rest)
+            self._samplers = {mshape: hit} if len(self._samplers) > 16 else {**self._samplers, mshape: hit}
+        return hit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.spec.rate == 0.0 or x.dim() == 0 or x.shape[0] == 0:
+            return x
+        mshape = self.mask_shape(tuple(x.shape))
+        sampler, _ = self._sampler(mshape)
+        B = self._backend
+        B.current = x.device
+        n = x.shape[0]
+        key = derive_key(self.seed, self.epoch, self.step, self.rank, self.worker)
+        self.step += 1
+        kt = to_device(torch.tensor([key[0], key[1]], dtype=torch.int64), x.device)
+        ck = (mshape, n, str(x.device))
+        counters = self._counters.get(ck)
+        if counters is None:
+            c = torch.from_numpy(sampler.counters_numpy(n, None))
+            counters = to_device(c, x.device)
+            self._counters = {ck: counters} if len(self._counters) > 16 else {**self._counters, ck: counters}
+        params = sampler.sample(B, n, tuple(kt.unbind(0)), None, counters=counters)
+        keep = params["keep"] if mshape[0] != 1 else params["keep"][:1]  # (n or 1, *rest) == mask shape
+        out = x * (keep.to(x.dtype) * (1.0 / (1.0 - self.spec.rate)))
+        if "apply" in params:
+            g = params["apply"].reshape((n,) + (1,) * (x.dim() - 1))
+            out = torch.where(g, out, x)
+        return out
