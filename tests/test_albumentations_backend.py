@@ -219,6 +219,56 @@ def test_collate_and_batch_part():
     assert xs.shape == (3, 48, 64, 3) and xs.dtype == np.uint8
 
 
+def test_batch_step_counts_batches_and_is_restored():
+    """The batch part draws at ``batch_step`` = batches mixed since set_epoch (not the
+    per-image step): it is in ``run.state``, and restoring the state in a fresh run
+    reproduces the next batch; ``set_state(step=s)`` alone moves it to ``s``."""
+    pipe = aug.Pipeline([aug.HorizontalFlip(), aug.MixUp(1.0)], num_classes=4, seed=2)
+    imgs = [smooth_image(seed=s) for s in range(3)]
+
+    def one_batch(run):
+        return run.collate([run(im, i) for i, im in enumerate(imgs)])
+
+    a = pipe.compile("albumentations")
+    a.set_epoch(1)
+    one_batch(a)
+    one_batch(a)
+    st = dict(a.state)
+    assert (st["epoch"], st["step"], st["batch_step"]) == (1, 6, 2)  # 3 images a batch, 2 batches
+    want = one_batch(a)
+    b = pipe.compile("albumentations")
+    b.set_state(epoch=st["epoch"], step=st["step"], batch_step=st["batch_step"])
+    assert b.state == st
+    got = one_batch(b)
+    for u, v in zip(got, want):
+        np.testing.assert_array_equal(u, v)
+    assert b.state["batch_step"] == 3
+    # the mix is the NumPy run of the batch part at (epoch 1, step 2), on the per-image outputs
+    ref = b.batch_run("numpy")
+    ref.set_state(epoch=1, step=2)
+    xs, ys = _redo(pipe, imgs, epoch=1, step=6)
+    xr, yr = ref(np.stack(xs), np.asarray(ys))
+    np.testing.assert_array_equal(xr, want[0])
+    np.testing.assert_array_equal(yr, want[1])
+    ref.set_state(step=3)  # another batch step mixes differently
+    assert not np.array_equal(ref(np.stack(xs), np.asarray(ys))[0], want[0])
+    # set_state(step=) without batch_step moves both; set_epoch resets both
+    b.set_state(step=5)
+    assert (b.state["step"], b.state["batch_step"]) == (5, 5)
+    b.set_epoch(3)
+    assert (b.state["step"], b.state["batch_step"]) == (0, 0)
+    with pytest.raises(ValueError):
+        b.set_state(batch_step=-1)
+
+
+def _redo(pipe, imgs, epoch, step):
+    """The per-image outputs of one batch at (epoch, step..step+n-1), from a fresh run."""
+    r = pipe.compile("albumentations")
+    r.set_state(epoch=epoch, step=step)
+    outs = [r(im, i) for i, im in enumerate(imgs)]
+    return [o[0] for o in outs], [o[1] for o in outs]
+
+
 def test_per_sample_ops_after_a_mix_run_in_the_batch_part():
     pipe = aug.Pipeline([aug.HorizontalFlip(), aug.MixUp(0.5), aug.Normalize()], num_classes=4, seed=0)
     run = pipe.compile("albumentations")

@@ -110,14 +110,8 @@ def _call(run, backend, x, y):
     return run(x, y)
 
 
-ALBU_STEP = pytest.mark.xfail(
-    strict=True, reason="albumentations backend: set_state(step=) does not reach the batch-level run "
-    "(MixUp / CutMix / smoothing), which keeps its own step counter, so a resumed run re-draws its mixes")
-
-
 def _backend_param(b: str):
-    marks = [pytest.mark.skipif(not _available(b), reason=f"{b} not available")]
-    return pytest.param(b, marks=marks + ([ALBU_STEP] if b == "albumentations" else []))
+    return pytest.param(b, marks=[pytest.mark.skipif(not _available(b), reason=f"{b} not available")])
 
 
 BACKENDS = [_backend_param(b) for b in ("numpy", "torch", "tensorflow", "albumentations")]

@@ -58,7 +58,7 @@ from ..core.ops.region import CutOut, box_edges  # noqa: E402
 from ..core.pipeline import Pipeline  # noqa: E402
 from ..core.plan import Leaf, Plan, Stage, _gate_affine  # noqa: E402
 from ..core.random import M32, Bernoulli, DrawSpec, Normal, Sampler, Uniform  # noqa: E402
-from ..core.run import IMAGE_DTYPES, Run  # noqa: E402
+from ..core.run import IMAGE_DTYPES, Run, _state_int  # noqa: E402
 from ..core.spec import Context, Op  # noqa: E402
 from .numpy import NumpyBackend  # noqa: E402
 
@@ -294,6 +294,14 @@ class AlbumentationsRun(Run):
     ``run(image[, label])`` and ``run(batch[, labels])`` apply the per-sample part
     image by image (labels pass through); ``run.batch(images, labels)`` and
     ``run.collate(samples)`` apply the batch-level part to a collated batch.
+
+    The batch part draws at ``(seed ^ salt, epoch, batch_step, rank, worker)``
+    where ``batch_step`` counts the batches mixed since ``set_epoch`` (+1 per
+    ``run.batch`` / ``run.collate`` that has batch-level specs). It is part of
+    ``run.state``; ``set_epoch`` resets it to 0 with ``step``, and
+    ``set_state(step=s)`` moves it to ``s`` too (one run call per batch, the
+    usual loop) unless ``batch_step=`` is given. So restoring ``(epoch, step)``
+    (or the whole ``run.state``) reproduces the uninterrupted run's mixes.
     """
 
     def __init__(self, pipeline: Any, backend: AlbumentationsBackend, *, kernels: Mapping[str, Any] | None = None,
@@ -304,6 +312,7 @@ class AlbumentationsRun(Run):
         super().__init__(per_sample, backend, kernels=kernels, fuse=fuse, epoch=epoch, rank=rank, worker=worker)
         self.batch_ops: tuple[Op, ...] = suffix
         self._batch_runs: dict[tuple[str, str], Any] = {}
+        self.batch_step = 0
         self._auto_worker = True
         self._stages = [self._compile_stage(st) for st in self.plan.stages]
         small, big = [], []
@@ -336,17 +345,30 @@ class AlbumentationsRun(Run):
 
     # ------------------------------------------------------------ state
     def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch``: ``step`` and ``batch_step`` restart at 0."""
         super().set_epoch(epoch)
+        self.batch_step = 0
         for r in self._batch_runs.values():
             r.set_epoch(epoch)
 
     def set_state(self, *, epoch: int | None = None, step: int | None = None, rank: int | None = None,
-                  worker: int | None = None) -> None:
+                  worker: int | None = None, batch_step: int | None = None) -> None:
+        """Resume at (epoch, step), or move to another rank or worker. ``batch_step``
+        (the batch part's step) follows ``step`` unless given."""
         super().set_state(epoch=epoch, step=step, rank=rank, worker=worker)
+        if batch_step is not None:
+            self.batch_step = _state_int("batch_step", batch_step)
+        elif step is not None:
+            self.batch_step = self.step
         if worker is not None:
             self._auto_worker = False
         for r in self._batch_runs.values():
             r.set_state(epoch=epoch, rank=rank, worker=worker)
+
+    @property
+    def state(self) -> dict[str, int]:
+        """The key state: ``Run.state`` plus ``batch_step`` (the batch part's step)."""
+        return {**super().state, "batch_step": self.batch_step}
 
     def _sync_worker(self) -> None:
         """Inside a torch DataLoader worker, take its id (unless set_state(worker=) was called)."""
@@ -477,7 +499,14 @@ class AlbumentationsRun(Run):
         r = self.batch_run(framework, layout)
         if r is None:
             return images if labels is None else (images, labels)
-        return r(images, labels)
+        tf = sys.modules.get("tensorflow") if framework == "tensorflow" else None
+        if tf is not None and not tf.executing_eagerly():
+            # traced (tf.function / tf.data): the TF run advances its own step variable in-graph
+            return r(images, labels)
+        r.set_state(step=self.batch_step)
+        out = r(images, labels)
+        self.batch_step += 1
+        return out
 
     def collate(self, samples: Sequence[Any], *, apply: bool = True) -> Any:
         """A ``collate_fn``: stack images (or ``(image, label)`` pairs) into an NHWC batch

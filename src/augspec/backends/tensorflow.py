@@ -41,6 +41,7 @@ from ..core.errors import InputError, InputTypeError, SpecError
 from ..core.random import M32, Permutation, Sampler, bits_to_uniform, random_bits, resolve_shape
 from ..core.run import IMAGE_DTYPES, Run
 from ..core.spec import Context
+from ..distributed import default_rank, tf_replica_rank
 from .base import Backend
 
 _DTYPES = {"float32": tf.float32, "float64": tf.float64, "int64": tf.int64, "uint8": tf.uint8,
@@ -484,9 +485,19 @@ class TFRun(Run):
     counter is not deterministic there. ``epoch``, ``step``, ``rank`` and
     ``worker`` are ``tf.Variable``s, so ``set_epoch`` reaches functions
     already traced.
+
+    Distributed: ``rank`` defaults to :func:`augspec.distributed.default_rank`
+    (``$RANK``, or torch.distributed's rank when initialised) unless
+    ``compile(..., rank=)`` sets it. Inside ``tf.distribute`` (``strategy.run``),
+    the key's rank is ``rank * num_replicas_in_sync + replica_id_in_sync_group``
+    (:func:`augspec.distributed.tf_replica_rank`), so each replica of a
+    ``MirroredStrategy`` / ``TPUStrategy`` draws its own stream with no extra code;
+    outside a replica context it is ``rank``.
     """
 
     def __init__(self, pipeline: Any, backend: TensorflowBackend, **options: Any):
+        if options.get("rank") is None:
+            options["rank"] = default_rank()
         with tf.init_scope():
             self._vars = {k: tf.Variable(0, dtype=tf.int64, trainable=False, name=f"augspec_{k}")
                           for k in ("epoch", "step", "rank", "worker")}
@@ -536,7 +547,8 @@ class TFRun(Run):
         return self._key_inputs(e, s)
 
     def _key_inputs(self, e: Any, s: Any) -> tuple[Any, Any, Any, Any]:
-        return e, s, self._vars["rank"].read_value(), self._vars["worker"].read_value()
+        # in a tf.distribute replica context the replica id is folded into the rank
+        return e, s, tf_replica_rank(self._vars["rank"].read_value()), self._vars["worker"].read_value()
 
     # calling ---------------------------------------------------------------
     # (do_not_convert: inside a user's tf.function, autograph leaves augspec's code as written)
