@@ -153,8 +153,6 @@ def test_gloo_each_rank_draws_its_own_reproducible_stream(gloo_run):
             assert not np.array_equal(outs[a], outs[b]), (a, b)
 
 
-@pytest.mark.xfail(strict=True, reason="the torch backend does not fold the process group's rank into the key "
-                   "by itself yet: it should default rank to augspec.distributed.default_rank()")
 def test_gloo_rank_is_folded_in_automatically(gloo_run):
     _, d, info = gloo_run
     assert [info[r]["auto_rank"] for r in range(WORLD)] == list(range(WORLD))
@@ -228,8 +226,6 @@ def test_tf_replica_rank_gives_each_replica_its_key(tf_mirrored):
     assert res["outside"] == 3  # outside a replica context the rank passes through
 
 
-@pytest.mark.xfail(strict=True, reason="the TensorFlow backend does not fold tf.distribute's replica id into the "
-                   "key yet: TFRun._key_inputs could return tf_replica_rank(rank) for the rank")
 def test_tf_replicas_draw_different_streams_automatically(tf_mirrored):
     a, b = (np.asarray(v) for v in tf_mirrored["images"])
     assert not np.array_equal(a, b)

@@ -373,3 +373,75 @@ def test_device_option_grad_inputs_and_cudagraph_needs_cuda():
         pipe.compile("torch", jit="cudagraph")(torch.from_numpy(X_U8), torch.from_numpy(Y))
     with pytest.raises(aug.SpecError):
         pipe.compile("torch", jit=3)
+
+
+# ------------------------------------------------------ colour map, constants
+
+@pytest.mark.parametrize("c", [1, 3, 4])
+def test_unrolled_color_affine_equals_the_matmul(c):
+    """The GPU / compiled colour map (C broadcast multiply-adds) equals the batched matmul
+    of the CPU eager path, in both layouts, into a buffer, with autograd and traced."""
+    import torch._dynamo
+
+    from augspec.backends.torch import _color_affine_unrolled
+
+    g = torch.Generator().manual_seed(c)
+    x = torch.rand(3, c, 5, 6, generator=g)
+    a, t = torch.randn(3, c, c, generator=g), torch.randn(3, c, generator=g)
+    ref = TorchBackend("NCHW").color_affine(x, a, t)
+    np.testing.assert_allclose(ref.numpy(), NumpyBackend("NCHW").color_affine(x.numpy(), a.numpy(), t.numpy()),
+                               atol=1e-5)
+    buf = torch.empty_like(x)
+    assert _color_affine_unrolled(x, a, t, False, buf) is buf
+    torch.testing.assert_close(buf, ref)
+    xh = x.permute(0, 2, 3, 1).contiguous()
+    torch.testing.assert_close(_color_affine_unrolled(xh, a, t, True), ref.permute(0, 2, 3, 1))
+    xg = x.clone().requires_grad_(True)
+    out = _color_affine_unrolled(xg, a, t, False)
+    out.sum().backward()
+    torch.testing.assert_close(out.detach(), ref)
+    torch.testing.assert_close(xg.grad, a.sum(dim=1)[:, :, None, None].expand_as(x))  # d/dx_j = sum_c a_cj
+    graphs = []
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    f = torch.compile(lambda x, a, t: TorchBackend("NCHW").color_affine(x, a, t), backend=counting_backend,
+                      fullgraph=True)
+    torch.testing.assert_close(f(x, a, t), ref)
+    assert len(graphs) == 1
+    assert not any(n.target in (torch.baddbmm, torch.bmm) for n in graphs[0].graph.nodes)
+
+
+def test_constant_cache_is_bounded_and_lives_with_its_arrays():
+    """``asarray``'s cache: small arrays by value (a rebuilt one hits), at most
+    _CONST_ENTRIES entries, and a big array's entry dies with the array, so a kernel
+    that builds a fresh array per call keeps nothing (meta device: no copies made)."""
+    import gc
+
+    from augspec.backends.torch import _CONST_ENTRIES
+
+    B = TorchBackend()
+    B.current = torch.device("meta")
+    small = B.asarray(np.array([1.0, 2.0], np.float32), "float32")
+    assert B.asarray(np.array([1.0, 2.0], np.float32), "float32") is small
+    for i in range(_CONST_ENTRIES + 50):
+        B.asarray(np.full(3, i, np.float32), "float32")
+    assert len(B._consts) == _CONST_ENTRIES
+    B._consts.clear()
+    keep = np.zeros(10_000, np.float32)
+    t = B.asarray(keep, "float32")
+    assert B.asarray(keep, "float32") is t
+    for i in range(300):
+        B.asarray(np.full(10_000, i, np.float32), "float32")
+    gc.collect()
+    assert len(B._consts) == 1
+    del keep
+    gc.collect()
+    assert len(B._consts) == 0
+    # on the CPU a big array is not cached at all (its tensor may share its memory)
+    Bc = TorchBackend()
+    a = np.arange(10_000, dtype=np.float32)
+    assert np.shares_memory(Bc.asarray(a, "float32").numpy(), a) and len(Bc._consts) == 0

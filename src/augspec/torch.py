@@ -12,6 +12,9 @@ Randomness follows the core: every call draws from the key ``(seed, epoch,
 step, rank, worker)``. ``worker_init_fn`` sets ``worker = id + 1`` on every run
 this module tracks in the worker process (0 is the main process), so workers
 never repeat each other's draws, and the same seed gives the same batches.
+``rank`` defaults to :func:`augspec.distributed.default_rank` (the process
+group's rank, else ``$RANK``, else 0) when ``rank=`` is not given, so each
+process of a distributed job draws its own stream.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .core.ops.feature import Dropout as DropoutSpec
 from .core.pipeline import Pipeline
 from .core.random import Bernoulli, DrawSpec, Sampler, derive_key
 from .core.spec import Op
+from .distributed import default_rank
 
 __all__ = ["Augment", "Collate", "collate_fn", "Dropout", "worker_init_fn", "track", "batch_ops"]
 
@@ -198,7 +202,8 @@ class Dropout(nn.Module):
         from .core.run import _fresh_seed
 
         self.seed = int(seed) if seed is not None else _fresh_seed()
-        self.epoch = self.step = self.rank = self.worker = 0
+        self.epoch = self.step = self.worker = 0
+        self.rank = default_rank()  # the process group's rank, else $RANK, else 0
         self._backend = TorchBackend()
         self._samplers: dict[Any, Any] = {}
         self._counters: dict[Any, Any] = {}

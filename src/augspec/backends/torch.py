@@ -14,7 +14,8 @@
   of ``grid_sample`` with ``align_corners=False`` (pixel centres map exactly);
   zeros padding, and a fill ``f`` as ``warp(x - f) + f``.
 - Eager mode runs ``TorchPlan``: the planner's stages with the uint8 scale
-  folded into the first linear stage, colour maps as one batched matmul, masks
+  folded into the first linear stage, colour maps as one batched matmul (CPU) or
+  C unrolled multiply-adds (GPU, and under compile: inductor fuses them), masks
   and Normalize in place on private buffers reused across calls, the partner
   gather and the blend as one ``lerp``. ``jit=True`` compiles sample + apply
   with ``torch.compile(fullgraph=True)`` on the generic stages (inductor fuses them);
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,6 +42,7 @@ from ..core.ops.mix import CutMix
 from ..core.plan import Plan, affine_inverse
 from ..core.run import IMAGE_DTYPES, Run
 from ..core.spec import Context
+from ..distributed import default_rank
 from .base import Backend
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64, "uint8": torch.uint8,
@@ -79,6 +83,38 @@ def _grid_sample(x: Any, grid: Any, mode: str) -> Any:
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
+#: at most this many tensors in ``TorchBackend.asarray``'s constant cache
+_CONST_ENTRIES = 256
+
+#: channel counts up to this get the unrolled (elementwise) colour map on a GPU / under compile
+_SMALL_C = 4
+
+
+def _color_affine_unrolled(x: Any, a: Any, t: Any, nhwc: bool, out: Any = None) -> Any:
+    """``out_c = sum_j a[:, c, j] x_j + t_c`` as C broadcast multiply-adds over the image.
+
+    Traced (``torch.compile``) or with autograd: one expression that inductor fuses into
+    its neighbours. Eager: ``addcmul`` into one destination (C passes, no temporaries)."""
+    c = a.shape[1]
+    if nhwc:
+        cols = [a[:, None, None, :, j] for j in range(c)]  # (N, 1, 1, C): column j of A
+        xs = [x[..., j:j + 1] for j in range(c)]  # (N, H, W, 1): channel j
+        tt = t[:, None, None, :]
+    else:
+        cols = [a[:, :, j, None, None] for j in range(c)]  # (N, C, 1, 1)
+        xs = [x[:, j:j + 1] for j in range(c)]  # (N, 1, H, W)
+        tt = t[:, :, None, None]
+    if _compiling() or (torch.is_grad_enabled() and (x.requires_grad or a.requires_grad or t.requires_grad)):
+        r = cols[0] * xs[0]
+        for j in range(1, c):
+            r = r + cols[j] * xs[j]
+        return r + tt
+    dst = torch.addcmul(tt, cols[0], xs[0]) if out is None else torch.addcmul(tt, cols[0], xs[0], out=out)
+    for j in range(1, c):
+        dst.addcmul_(cols[j], xs[j])
+    return dst
+
+
 def _compiling() -> bool:
     try:
         return bool(torch.compiler.is_compiling())
@@ -105,7 +141,9 @@ class TorchBackend(Backend):
         self.jit = jit
         #: the device of the call in progress (set by TorchRun from the images)
         self.current = self.device or torch.device("cpu")
-        self._consts: dict[Any, Any] = {}
+        #: ``asarray``'s constant cache, least recently used first: (tensor, weakref to the
+        #: array or None); big arrays are keyed by identity and dropped when the array dies
+        self._consts: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
 
     def make_run(self, pipeline: Any, **run_options: Any) -> TorchRun:
         return TorchRun(pipeline, self, **run_options)
@@ -157,23 +195,42 @@ class TorchBackend(Backend):
             return torch.as_tensor(v, dtype=dt, device=dev)
         if isinstance(v, (bool, int, float)):  # filled on the device: no copy
             return torch.full((), v, dtype=dt or torch.as_tensor(v).dtype, device=dev)
+        by_id = isinstance(v, np.ndarray) and v.size > 4096
+        if by_id and dev.type == "cpu":  # a CPU tensor of a big array is (at most) one copy: nothing to save
+            return torch.as_tensor(v, dtype=dt)
         if isinstance(v, np.ndarray):  # small arrays by value (kernels may rebuild them), big ones by identity
-            key = (("npv", v.tobytes()) if v.size <= 4096 else ("np", id(v))) + (v.shape, str(v.dtype), dtype, dev)
+            key = (("np", id(v)) if by_id else ("npv", v.tobytes())) + (v.shape, str(v.dtype), dtype, dev)
         else:
             try:
                 key = ("v", v if isinstance(v, tuple) else tuple(v), dtype, dev)
                 hash(key)
             except TypeError:
                 key = None
+        consts = self._consts
         if key is not None:
-            hit = self._consts.get(key)
-            if hit is not None:
+            hit = consts.get(key)
+            if hit is not None and (hit[1] is None or hit[1]() is v):
+                try:
+                    consts.move_to_end(key)
+                except KeyError:  # pragma: no cover - evicted by another thread meanwhile
+                    pass
                 return hit[0]
         t = to_device(torch.as_tensor(np.asarray(v), dtype=dt), dev)
         if key is not None:
-            if len(self._consts) > 256:
-                self._consts.clear()
-            self._consts[key] = (t, v)  # holding v keeps id(v) valid
+            ref = None
+            if by_id:  # the entry lives as long as the array (a fresh array per call keeps nothing)
+                def drop(r: Any, k: Any = key, d: Any = consts) -> None:
+                    e = d.get(k)
+                    if e is not None and e[1] is r:
+                        d.pop(k, None)
+
+                try:
+                    ref = weakref.ref(v, drop)
+                except TypeError:  # pragma: no cover - an ndarray subclass without weakref support
+                    return t
+            consts[key] = (t, ref)
+            while len(consts) > _CONST_ENTRIES:  # least recently used first
+                consts.popitem(last=False)
         return t
 
     def cast(self, x: Any, dtype: str) -> Any:
@@ -322,10 +379,19 @@ class TorchBackend(Backend):
         return x.mean(dim=self._spatial_axes())
 
     def color_affine(self, x: Any, a: Any, t: Any, out: Any = None) -> Any:
-        """``A x + t`` per pixel as one batched matmul (``out``: an optional NCHW buffer)."""
+        """``A x + t`` per pixel (``out``: an optional buffer shaped like ``x``).
+
+        With few channels (C <= 4) on a GPU or under ``torch.compile``: the unrolled
+        broadcast form ``out_c = sum_j a[:, c, j] x_j + t_c`` (elementwise, so inductor
+        fuses it with its neighbours; a batched GEMM with inner dimension C is slow on
+        a GPU and stays an extern call). Eager on the CPU, or many channels: one
+        batched matmul (the faster of the two there)."""
         a = a.to(x.dtype)
         t = t.to(x.dtype)
-        if self.layout == "NHWC":
+        nhwc = self.layout == "NHWC"
+        if x.shape[-1 if nhwc else 1] <= _SMALL_C and (x.device.type != "cpu" or _compiling()):
+            return _color_affine_unrolled(x, a, t, nhwc, out)
+        if nhwc:
             n, h, w, c = x.shape
             r = torch.baddbmm(t[:, None, :], x.reshape(n, h * w, c), a.transpose(1, 2))
             return r.view(n, h, w, c)
@@ -746,6 +812,8 @@ class TorchRun(Run):
     """A pipeline compiled for torch: eager (``TorchPlan``) or ``torch.compile``d."""
 
     def __init__(self, pipeline: Any, backend: TorchBackend, **kw: Any):
+        if kw.get("rank") is None:  # no rank= given: the process group's, else $RANK, else 0
+            kw["rank"] = default_rank()
         super().__init__(pipeline, backend, **kw)
         self.plan = TorchPlan(pipeline.ops, self.kernels)
         self.fast_sampler = FastSampler(self.plan.sampler)
