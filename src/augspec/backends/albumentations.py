@@ -52,13 +52,13 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 from albumentations.augmentations.dropout import functional as _fdropout  # noqa: E402
 
-from ..core.errors import InputError, InputTypeError, SpecError  # noqa: E402
+from ..core.errors import InputError, SpecError  # noqa: E402
 from ..core.ops.pixel import Normalize  # noqa: E402
 from ..core.ops.region import CutOut, box_edges  # noqa: E402
 from ..core.pipeline import Pipeline  # noqa: E402
 from ..core.plan import Leaf, Plan, Stage, _gate_affine  # noqa: E402
 from ..core.random import M32, Bernoulli, DrawSpec, Normal, Sampler, Uniform  # noqa: E402
-from ..core.run import IMAGE_DTYPES, Run, _state_int  # noqa: E402
+from ..core.run import Run, _state_int  # noqa: E402
 from ..core.spec import Context, Op  # noqa: E402
 from .numpy import NumpyBackend  # noqa: E402
 
@@ -423,24 +423,8 @@ class AlbumentationsRun(Run):
     def _run(self, plan: Plan, images: Any, labels: Any, params: Mapping[str, Any], convert_labels: bool = True) -> Any:
         if plan is not self.plan:  # inference: the deterministic specs, through NumPy
             return super()._run(plan, images, labels, params, convert_labels)
-        x = self.backend.as_images(images)
-        if x.ndim not in (3, 4):
-            raise InputError(f"images must be one HWC image (3-D) or a batch NHWC (4-D), got shape {x.shape}")
-        single = x.ndim == 3
-        xb = x[None] if single else x
-        dtype = str(xb.dtype)
-        if dtype not in IMAGE_DTYPES:
-            raise InputTypeError(f"images of dtype {dtype} are not supported; use one of {list(IMAGE_DTYPES)}")
-        n, h, w, c = xb.shape
-        if h == 0 or w == 0 or c == 0:
-            raise InputError(f"images must have a non-zero height, width and channel count, got {(h, w, c)}")
-        if c > 16:
-            raise InputError(f"images have {c} channels: the albumentations backend reads HWC images")
-        for lf in plan.leaves:
-            if not lf.op.accepts_channels(c):
-                raise InputError(f"{type(lf.op).__name__} (at {lf.path}) cannot take images with {c} channels")
-        y, _ = self._labels(plan, labels, n, single, convert_labels)
-        out_dtype = dtype if plan.bounded or dtype != "uint8" else "float32"
+        xb, y, single, dtype, out_dtype, bctx = self._check_batch(plan, self.backend.as_images(images), labels, convert_labels)
+        n, h, w, c = bctx.n, bctx.height, bctx.width, bctx.channels
         if n == 0:
             xo = xb.astype(out_dtype)
             return (xo, y) if labels is not None else xo

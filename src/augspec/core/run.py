@@ -135,9 +135,10 @@ class Run:
         return list(self.pipeline.ops)
 
     # ------------------------------------------------------------------ core
-    def _run(self, plan: Plan, images: Any, labels: Any, params: Mapping[str, Any], convert_labels: bool = True) -> Any:
+    def _check_batch(self, plan: Plan, x: Any, labels: Any, convert_labels: bool = True):
+        """Check a batch (or one image) against the plan: ``(x as a batch, soft or given
+        labels, single, input dtype, output dtype, Context)``. Shared by every backend's run."""
         B = self.backend
-        x = B.as_images(images)
         shape = B.shape(x)
         if len(shape) not in (3, 4):
             raise InputError(
@@ -159,6 +160,12 @@ class Run:
                 raise InputError(f"{type(lf.op).__name__} (at {lf.path}) cannot take images with {c} channels")
         y, k = self._labels(plan, labels, n, single, convert_labels)
         out_dtype = dtype if plan.bounded or dtype != "uint8" else "float32"
+        return x, y, single, dtype, out_dtype, Context(n, h, w, c, k)
+
+    def _run(self, plan: Plan, images: Any, labels: Any, params: Mapping[str, Any], convert_labels: bool = True) -> Any:
+        B = self.backend
+        x, y, single, dtype, out_dtype, ctx = self._check_batch(plan, B.as_images(images), labels, convert_labels)
+        n = ctx.n
         if n == 0:
             xo = B.cast(x, out_dtype)
             return (xo, y) if labels is not None else xo
@@ -166,7 +173,6 @@ class Run:
         xf = B.cast(x, "float32")
         if dtype == "uint8":
             xf = xf * (1.0 / 255.0)
-        ctx = Context(n, h, w, c, k)
         xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse)
         if out_dtype == "uint8":
             xo = B.cast(B.floor(B.clip(xo, 0.0, 1.0) * 255.0 + 0.5), "uint8")
