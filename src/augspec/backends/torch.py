@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from ..core.errors import InputError, InputTypeError, SpecError
 from ..core.ops.mix import CutMix
 from ..core.plan import Plan, affine_inverse
-from ..core.run import IMAGE_DTYPES, Run
+from ..core.run import Run
 from ..core.spec import Context
 from ..distributed import default_rank
 from .base import Backend
@@ -895,38 +895,11 @@ class TorchRun(Run):
         return super()._evaluate(x, labels)
 
     # ----------------------------------------------------------------- core
-    def _prepare(self, plan: Plan, x: Any, labels: Any, convert_labels: bool = True):
-        """The checks of the core run (shapes, dtypes, channels, labels) on the host, no sync."""
-        B = self.backend
-        shape = tuple(x.shape)
-        if len(shape) not in (3, 4):
-            raise InputError(
-                f"images must be one image (3-D) or a batch (4-D) in {B.layout} layout, got shape {shape}")
-        single = len(shape) == 3
-        if single:
-            x = x.unsqueeze(0)
-        dtype = B.dtype_name(x)
-        if dtype not in IMAGE_DTYPES:
-            raise InputTypeError(f"images of dtype {dtype} are not supported; use one of {list(IMAGE_DTYPES)}")
-        n, h, w, c = B.image_dims(x)
-        if h == 0 or w == 0 or c == 0:
-            raise InputError(
-                f"images must have a non-zero height, width and channel count, got (H, W, C) = {(h, w, c)}")
-        if c > 16:
-            raise InputError(f"images have {c} channels: is the layout right? "
-                             f"this backend reads {B.layout} (layout= when compiling)")
-        for lf in plan.leaves:
-            if not lf.op.accepts_channels(c):
-                raise InputError(f"{type(lf.op).__name__} (at {lf.path}) cannot take images with {c} channels")
-        y, k = self._labels(plan, labels, n, single, convert_labels)
-        out_dtype = dtype if plan.bounded or dtype != "uint8" else "float32"
-        return x, y, single, dtype, out_dtype, Context(n, h, w, c, k)
-
     def _run(self, plan: Plan, images: Any, labels: Any, params: Mapping[str, Any], convert_labels: bool = True) -> Any:
         B = self.backend
         x = B.as_images(images)
         self._use_device(x.device)
-        x, y, single, dtype, out_dtype, ctx = self._prepare(plan, x, labels, convert_labels)
+        x, y, single, dtype, out_dtype, ctx = self._check_batch(plan, x, labels, convert_labels)
         if ctx.n == 0:
             xo = x.to(_DTYPES[out_dtype])
             return (xo, y) if labels is not None else xo
@@ -996,7 +969,9 @@ class TorchRun(Run):
         return opts
 
     def _traced(self, x: Any, y: Any, counters: Any, key: Any, meta: tuple) -> tuple[Any, Any]:
-        n, h, w, c, k, dtype, out_dtype = meta
+        n, h, w, c, k, dtype, out_dtype, ids = meta
+        if ids:  # class ids: the one-hot inside the graph (no kernels outside it)
+            y = self.backend.one_hot(y.to(torch.int64), k)
         ctx = Context(n, h, w, c, k)
         hwc = (h, w, c)
         params = self.fast_sampler.sample(self.backend, ctx.n, tuple(key.unbind(0)), hwc, counters=counters)
@@ -1006,14 +981,30 @@ class TorchRun(Run):
         if self._compiled is None:
             self._generic_plan = Plan(self.pipeline.ops, self.kernels)
             self._compiled = torch.compile(self._traced, **self._jit_options())
-        x4, y, single, dtype, out_dtype, ctx = self._prepare(self.plan, x, labels)
+        x4, y, single, dtype, out_dtype, ctx = self._check_batch(self.plan, x, labels, convert_labels=False)
+        ids = False
+        if y is not None and self.plan.changes_labels:
+            if y.dim() == 1:  # the core's checks; the one-hot is traced (``_traced``)
+                dt = self.backend.dtype_name(y)
+                k = self.num_classes
+                if not (dt.startswith("int") or dt.startswith("uint")):
+                    raise InputTypeError(f"class ids must be integers, got dtype {dt}")
+                if k is None:
+                    raise InputError("class ids need num_classes: Pipeline(..., num_classes=K) "
+                                     "(or pass soft (N, K) labels)")
+                if self.backend.check_class_ids(y, k) is False:
+                    raise InputError(f"class ids must lie in [0, {k}) (num_classes={k})")
+                ids = True
+            else:  # soft labels: the core's checks and cast
+                y, k = self._labels(self.plan, y, ctx.n, False, True)
+                ctx = Context(ctx.n, ctx.height, ctx.width, ctx.channels, k)
         hwc = (ctx.height, ctx.width, ctx.channels)
         key = self.key()
         self.step += 1
         counters = self.counters(ctx.n, hwc, x4.device)
         self.fast_sampler.constants(ctx.n, hwc, x4.device)  # cached before tracing: no recompilation
         kt = self.key_tensor(key, x4.device)
-        meta = (ctx.n, ctx.height, ctx.width, ctx.channels, ctx.num_classes, dtype, out_dtype)
+        meta = (ctx.n, ctx.height, ctx.width, ctx.channels, ctx.num_classes, dtype, out_dtype, ids)
         xo, yo = self._compiled(x4, y, counters, kt, meta)
         return self._finish(xo, yo, labels, single)
 
@@ -1024,7 +1015,7 @@ class TorchRun(Run):
         Inputs are copied into the graph's static tensors, outputs cloned out."""
         if x.device.type != "cuda":
             raise InputError(f"jit='cudagraph' needs CUDA tensors, got images on {x.device}")
-        x4, y, single, dtype, out_dtype, ctx = self._prepare(self.plan, x, labels)
+        x4, y, single, dtype, out_dtype, ctx = self._check_batch(self.plan, x, labels)
         sig = (tuple(x4.shape), tuple(x4.stride()), x4.dtype, str(x4.device),
                None if y is None else (tuple(y.shape), y.dtype))
         key = self.key()
