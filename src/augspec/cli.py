@@ -51,11 +51,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _print_rows(result: object) -> int:
     from .demo import summary_line
+    from .plugins.manager import list_backends
 
     rows = result.rows  # type: ignore[attr-defined]
     print(f"wrote {Path(result.path).resolve()}")  # type: ignore[attr-defined]
     for r in rows:
         print("  " + summary_line(r))
+    shown = {r.backend for r in rows}
+    missing = [b for b in list_backends() if not b.available and b.name not in shown]
+    if missing:
+        print("  not installed: " + "; ".join(f"{b.name} ({b.install})" for b in missing))
     return 0 if any(r.error is None for r in rows) else 1
 
 
