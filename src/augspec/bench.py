@@ -122,7 +122,15 @@ def r2_augspec(backend: str, device: str, xs: list[np.ndarray], ys: list[np.ndar
     from .demo import to_backend
     from .recipes import r2
 
-    pipe = r2(NUM_CLASSES, seed=0)
+    run, sync = _compile_for(r2(NUM_CLASSES, seed=0), backend, device)
+    bx = [to_backend(run, x) for x in xs]
+    by = [to_backend(run, y) for y in ys]
+    return Case("R2", f"augspec[{backend}]", "per sample", device,
+                lambda i: _call(run, bx[i % N_BUFFERS], by[i % N_BUFFERS]), sync, augspec=True)
+
+
+def _compile_for(pipe: Any, backend: str, device: str) -> tuple[Any, Callable[[Any], None]]:
+    """The pipeline compiled for ``backend`` on ``device``, and the sync that ends a timed call."""
     opts: dict[str, Any] = {}
     if device == "cuda":
         if backend != "torch":
@@ -130,12 +138,9 @@ def r2_augspec(backend: str, device: str, xs: list[np.ndarray], ys: list[np.ndar
         _torch_device(device)
         opts["device"] = "cuda"
     run = pipe.compile(backend, **opts)
-    bx = [to_backend(run, x) for x in xs]
-    by = [to_backend(run, y) for y in ys]
     mod = getattr(run.backend, "array_module", "numpy")
     sync = _torch_sync(device) if mod == "torch" else _tf_sync if mod == "tensorflow" else _no_sync
-    return Case("R2", f"augspec[{backend}]", "per sample", device,
-                lambda i: _call(run, bx[i % N_BUFFERS], by[i % N_BUFFERS]), sync, augspec=True)
+    return run, sync
 
 
 def _call(run: Any, x: Any, y: Any = None) -> Any:
@@ -302,17 +307,8 @@ def r1_augspec(backend: str, device: str, xs: list[np.ndarray], train: np.ndarra
     from .demo import to_backend
     from .recipes import r1
 
-    pipe = r1(train, seed=0)
-    opts: dict[str, Any] = {}
-    if device == "cuda":
-        if backend != "torch":
-            raise Skip(f"the {backend} backend runs on the CPU (use --device cpu)")
-        _torch_device(device)
-        opts["device"] = "cuda"
-    run = pipe.compile(backend, **opts)
+    run, sync = _compile_for(r1(train, seed=0), backend, device)
     bx = [to_backend(run, x) for x in xs]
-    mod = getattr(run.backend, "array_module", "numpy")
-    sync = _torch_sync(device) if mod == "torch" else _tf_sync if mod == "tensorflow" else _no_sync
     return Case("R1", f"augspec[{backend}]", "per sample", device, lambda i: _call(run, bx[i % N_BUFFERS]), sync,
                 augspec=True)
 
