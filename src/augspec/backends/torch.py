@@ -77,8 +77,12 @@ def _(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
     return x.new_empty((x.shape[0], x.shape[1], grid.shape[1], grid.shape[2]))
 
 
+#: devices where a compiled pipeline keeps the warp as one extern kernel (``augspec::grid_sample``)
+EXTERN_WARP_DEVICES = {"cpu"}
+
+
 def _grid_sample(x: Any, grid: Any, mode: str) -> Any:
-    if x.device.type == "cpu" and not x.requires_grad and _compiling():
+    if x.device.type in EXTERN_WARP_DEVICES and not x.requires_grad and _compiling():
         return _grid_sample_op(x, grid, mode)
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
