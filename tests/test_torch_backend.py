@@ -357,6 +357,39 @@ def test_jit_compiles_once_and_matches_eager():
     assert not torch.equal(outs[0][0], outs[1][0]), "the key was baked into the graph"
 
 
+@pytest.mark.parametrize("jit", [False, "counting"])
+def test_inference_mode_calls_then_training_calls(jit):
+    """Caches filled under torch.inference_mode (a validation or TTA pass) must not
+    leak inference tensors into later training calls (in-place writes, autograd)."""
+    import torch._dynamo
+
+    graphs = []
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    if jit:
+        torch._dynamo.reset()
+    pipe = r2(num_classes=K, seed=2)
+    rt = pipe.compile("torch", jit={"backend": counting_backend} if jit else False)
+    x, y = torch.from_numpy(X_U8), torch.from_numpy(Y)
+    with torch.inference_mode():
+        first = rt(x, y)
+    rt.set_state(step=0)
+    again = rt(x, y)  # in-place writes into the private buffers and caches
+    torch.testing.assert_close(again[0], first[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(again[1], first[1], atol=1e-7, rtol=0)
+    with torch.inference_mode():
+        rt(x, y)
+    xg = torch.from_numpy(X_F32.copy()).requires_grad_(True)
+    out, _ = pipe.compile("torch")(xg, y) if jit else rt(xg, y)
+    out.sum().backward()  # nothing saved for backward is an inference tensor
+    assert xg.grad is not None
+    if jit:
+        assert len(graphs) >= 1
+
+
 def test_device_option_grad_inputs_and_cudagraph_needs_cuda():
     pipe = r2(num_classes=K, seed=6)
     rt = pipe.compile("torch", device="cpu")

@@ -119,6 +119,12 @@ def _color_affine_unrolled(x: Any, a: Any, t: Any, nhwc: bool, out: Any = None) 
     return dst
 
 
+def _mode() -> bool:
+    """Part of every cache key: a tensor made under ``torch.inference_mode`` cannot be
+    written, or saved for backward, outside it."""
+    return torch.is_inference_mode_enabled()
+
+
 def _compiling() -> bool:
     try:
         return bool(torch.compiler.is_compiling())
@@ -203,10 +209,10 @@ class TorchBackend(Backend):
         if by_id and dev.type == "cpu":  # a CPU tensor of a big array is (at most) one copy: nothing to save
             return torch.as_tensor(v, dtype=dt)
         if isinstance(v, np.ndarray):  # small arrays by value (kernels may rebuild them), big ones by identity
-            key = (("np", id(v)) if by_id else ("npv", v.tobytes())) + (v.shape, str(v.dtype), dtype, dev)
+            key = (("np", id(v)) if by_id else ("npv", v.tobytes())) + (v.shape, str(v.dtype), dtype, dev, _mode())
         else:
             try:
-                key = ("v", v if isinstance(v, tuple) else tuple(v), dtype, dev)
+                key = ("v", v if isinstance(v, tuple) else tuple(v), dtype, dev, _mode())
                 hash(key)
             except TypeError:
                 key = None
@@ -467,7 +473,7 @@ class _Buffers(threading.local):
         self.spare: Any = None
 
     def get(self, tag: str, like_shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
-        key = (tag, like_shape, dtype, device)
+        key = (tag, like_shape, dtype, device, torch.is_inference_mode_enabled())
         t = self.slots.get(key)
         if t is None:
             if len(self.slots) > 16:
@@ -717,12 +723,12 @@ class FastSampler:
         self.sampler = sampler
         self._consts: dict[Any, Any] = {}
 
-    def constants(self, batch_size: int, hwc: Any, device: Any) -> tuple[Any, Any, Any, Any] | None:
+    def constants(self, batch_size: int, hwc: Any, device: Any, mode: bool | None = None) -> tuple[Any, Any, Any, Any] | None:
         """Per-row Gamma constants (d, c, alpha, boost) of every Beta draw, cached on ``device``
         (called before a compiled call too, so the traced code only reads the cache)."""
         from ..core.random import Beta
 
-        ck = (batch_size, hwc, str(device))
+        ck = (batch_size, hwc, str(device), _mode() if mode is None else mode)
         hit = self._consts.get(ck)
         if hit is not None or ck in self._consts:
             return hit
@@ -748,7 +754,8 @@ class FastSampler:
         self._consts[ck] = out
         return out
 
-    def sample(self, B: Any, batch_size: int, key: tuple[Any, Any], hwc: Any, counters: Any) -> dict[str, Any]:
+    def sample(self, B: Any, batch_size: int, key: tuple[Any, Any], hwc: Any, counters: Any,
+               mode: bool | None = None) -> dict[str, Any]:
         from ..core.random import _GAMMA_ROUNDS, Beta, Permutation, bits_to_uniform, random_bits
 
         entries, _, total = self.sampler._layout(batch_size, hwc)
@@ -776,7 +783,7 @@ class FastSampler:
             return params
         r3 = 3 * _GAMMA_ROUNDS
         sizes = [rows * math.prod(vshape) for _, _, rows, vshape in betas]
-        dd, cc, alpha, boost = self.constants(batch_size, hwc, bits.device)
+        dd, cc, alpha, boost = self.constants(batch_size, hwc, bits.device, mode)
         main, extra = [], []
         for part in (0, 1):
             for (d, u, _, _), m in zip(betas, sizes):
@@ -831,7 +838,7 @@ class TorchRun(Run):
 
     def counters(self, batch_size: int, hwc: tuple[int, int, int] | None, device: Any) -> Any:
         """The sampler's static counter vector, cached on ``device``."""
-        key = (batch_size, hwc, str(device))
+        key = (batch_size, hwc, str(device), _mode())
         t = self._counters.get(key)
         if t is None:
             c = torch.from_numpy(self.plan.sampler.counters_numpy(batch_size, hwc))
@@ -978,10 +985,15 @@ class TorchRun(Run):
             y = self.backend.one_hot(y.to(torch.int64), k)
         ctx = Context(n, h, w, c, k)
         hwc = (h, w, c)
-        params = self.fast_sampler.sample(self.backend, ctx.n, tuple(key.unbind(0)), hwc, counters=counters)
+        params = self.fast_sampler.sample(self.backend, ctx.n, tuple(key.unbind(0)), hwc, counters=counters, mode=False)
         return self._generic(self._generic_plan, x, y, params, ctx, dtype, out_dtype)
 
     def _jit_call(self, x: Any, labels: Any) -> Any:
+        if torch.is_inference_mode_enabled():
+            # compiled code is traced and run outside inference mode (under it dynamo's guards
+            # fail on the module constants); no_grad keeps it outside autograd as well
+            with torch.inference_mode(False), torch.no_grad():
+                return self._jit_call(x, labels)
         if self._compiled is None:
             self._generic_plan = Plan(self.pipeline.ops, self.kernels)
             self._compiled = torch.compile(self._traced, **self._jit_options())
@@ -1006,7 +1018,7 @@ class TorchRun(Run):
         key = self.key()
         self.step += 1
         counters = self.counters(ctx.n, hwc, x4.device)
-        self.fast_sampler.constants(ctx.n, hwc, x4.device)  # cached before tracing: no recompilation
+        self.fast_sampler.constants(ctx.n, hwc, x4.device, False)  # cached before tracing: no recompilation
         kt = self.key_tensor(key, x4.device)
         meta = (ctx.n, ctx.height, ctx.width, ctx.channels, ctx.num_classes, dtype, out_dtype, ids)
         xo, yo = self._compiled(x4, y, counters, kt, meta)
@@ -1021,7 +1033,7 @@ class TorchRun(Run):
             raise InputError(f"jit='cudagraph' needs CUDA tensors, got images on {x.device}")
         x4, y, single, dtype, out_dtype, ctx = self._check_batch(self.plan, x, labels)
         sig = (tuple(x4.shape), tuple(x4.stride()), x4.dtype, str(x4.device),
-               None if y is None else (tuple(y.shape), y.dtype))
+               None if y is None else (tuple(y.shape), y.dtype), _mode())
         key = self.key()
         self.step += 1
         kt = self.key_tensor(key, x4.device)
