@@ -248,7 +248,7 @@ def main() -> None:
     lines = [f"Machine: {machine()}  ", f"Date: {date}", ""]
     lines += r2_table(a.batch, a.size, a.repeats, skip)
     if not a.no_sweep:
-        batches = [1, 8, 32] if a.quick else [1, 8, 32, 64, 256]
+        batches = [1, 8, 32] if a.quick else [1, 8, 32, 64, 128, 256]
         sizes = [64] if a.quick else [64, 224, 512]
         lines += [""] + scaling_table(a.repeats, batches, sizes, jit=a.sweep_jit)
     text = "\n".join(lines)

@@ -22,11 +22,19 @@
   ``jit="cudagraph"`` captures the eager call in a CUDA graph.
 - Params come from ``FastSampler``: the core sampler's values with ~140 kernels
   instead of ~900 (one uniform pass, every Beta draw in one vectorized Gamma).
+- CPU memory: a batch over ``TorchPlan.CPU_CHUNK_BYTES`` (6 MiB of float32) runs its
+  leading per-sample stages, and a mix right after them, chunk by chunk, so each
+  chunk's intermediates stay in the cache (the params are drawn for the whole batch
+  first, so the values do not change). Large outputs are advised as huge pages, and
+  an output of an earlier call that nothing references any more is written again
+  instead of faulting in fresh pages (``_Buffers.fresh``). Together they keep the
+  cost per image flat from batch 32 to 256 at 224².
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import weakref
 from collections import OrderedDict
@@ -38,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.errors import InputError, InputTypeError, SpecError
-from ..core.ops.mix import CutMix
+from ..core.ops.mix import CutMix, MixUp
 from ..core.plan import Plan, affine_inverse
 from ..core.run import Run
 from ..core.spec import Context
@@ -459,6 +467,78 @@ class TorchBackend(Backend):
 # ======================================================================= plan
 
 
+#: how many earlier CPU outputs a run keeps for reuse (``_Buffers.fresh``)
+RECYCLED_OUTPUTS = 2
+_MADV_HUGEPAGE = 14
+_HUGE = 2 << 20
+
+
+def _madvise_huge() -> Any:
+    """libc's ``madvise`` on Linux, else None."""
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):  # pragma: no cover
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_madvise = _madvise_huge()
+
+
+def _empty_huge(shape: tuple[int, ...]) -> Any:
+    """A fresh float32 CPU tensor whose pages are advised as transparent huge pages.
+
+    A large allocation is a fresh mapping each time, and writing it first costs a
+    page fault per 4 KiB page (~40,000 for one 224² batch of 256): huge pages cut
+    that 512-fold, as NumPy does for its own large arrays. Where the advice is not
+    taken (another OS, THP off) this is ``torch.empty``."""
+    t = torch.empty(shape, dtype=torch.float32)
+    nbytes = t.numel() * 4
+    if _madvise is not None and nbytes >= 2 * _HUGE:
+        start = -(-t.data_ptr() // _HUGE) * _HUGE
+        length = (t.data_ptr() + nbytes - start) // _HUGE * _HUGE
+        if length > 0:
+            _madvise(start, length, _MADV_HUGEPAGE)  # advice only: a failure changes nothing
+    return t
+
+
+def _storage_refs(outputs: list[Any], i: int) -> tuple[int, int, int, int]:
+    """The reference counts of ``outputs[i]``: Python and C++ of the tensor, Python
+    and C++ of its storage (each including this function's own handles)."""
+    st = outputs[i].untyped_storage()
+    return sys.getrefcount(outputs[i]), outputs[i]._use_count(), sys.getrefcount(st), torch._C._storage_Use_Count(st._cdata)
+
+
+#: the counts of a tensor that only a list references (measured: they differ across torch versions)
+_UNREFERENCED = _storage_refs([torch.empty(1)], 0)
+
+
+def _released(outputs: list[Any], i: int, shape: tuple[int, ...]) -> bool:
+    """May ``outputs[i]``, an output of an earlier call, be written again as a ``shape`` output?
+
+    Nothing but the list references it: no Python reference (a NumPy view holds one),
+    no other tensor or view on its storage, no storage handle, DLPack capsule or weak
+    reference, and not moved to shared memory (a DataLoader worker's batch is read by
+    the main process). And the caller did not change it into something else: still a
+    contiguous float32 tensor of that shape at the start of its own storage, outside
+    autograd, and an inference tensor only inside ``torch.inference_mode``."""
+    t = outputs[i]
+    if (t.shape != shape or t.dtype != torch.float32 or t.requires_grad or t.storage_offset() != 0
+            or not t.is_contiguous() or t.is_inference() != torch.is_inference_mode_enabled()):
+        return False
+    del t
+    if _storage_refs(outputs, i) != _UNREFERENCED or weakref.getweakrefcount(outputs[i]):
+        return False
+    st = outputs[i].untyped_storage()
+    return st.nbytes() == outputs[i].numel() * 4 and not st.is_shared()
+
+
 def avoid_ptr(t: Any) -> int:
     return -1 if t is None else t.data_ptr()
 
@@ -471,6 +551,31 @@ class _Buffers(threading.local):
         #: a fresh tensor of this call that no stage reads any more (the warp's output):
         #: the last stage writes the result there instead of allocating
         self.spare: Any = None
+        #: the index of the stage that writes this run's result, and where it must write
+        #: it (a slice of the whole batch's output when the CPU runs chunk by chunk)
+        self.last: int = -1
+        self.out: Any = None
+        #: the last large CPU outputs handed out, reused once the caller has let go of them
+        self.recycle: list[Any] = []
+
+    def fresh(self, shape: tuple[int, ...], device: Any) -> Any:
+        """A float32 tensor for a call's output, never one the caller still holds.
+
+        On the CPU a large fresh tensor is a fresh mapping, and writing it first costs
+        a page fault per page (20 ms for a 224² batch of 256 even with huge pages):
+        an output of an earlier call that nothing references any more (``_released``)
+        is reused instead, as the CUDA caching allocator does on the GPU."""
+        if torch.device(device).type != "cpu":
+            return torch.empty(shape, dtype=torch.float32, device=device)
+        for i in range(len(self.recycle)):
+            if _released(self.recycle, i, shape):
+                t = self.recycle.pop(i)
+                self.recycle.append(t)
+                return t
+        t = _empty_huge(shape)
+        if t.numel() * 4 >= _HUGE:
+            self.recycle = [*self.recycle[-(RECYCLED_OUTPUTS - 1):], t] if RECYCLED_OUTPUTS > 1 else [t]
+        return t
 
     def get(self, tag: str, like_shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
         key = (tag, like_shape, dtype, device, torch.is_inference_mode_enabled())
@@ -493,21 +598,51 @@ class TorchPlan(Plan):
     output never aliases a buffer, and the caller's input is never written.
     """
 
+    #: On the CPU a batch larger than this many bytes of float32 images runs its
+    #: per-sample stages chunk by chunk, so that a chunk's intermediates stay in the
+    #: cache between stages (a 256 x 224² batch is 154 MB per pass); the mixes and
+    #: label stages then run on the whole batch. The values are the same: those
+    #: stages treat every sample alone and the params are drawn for the whole batch.
+    CPU_CHUNK_BYTES = 6 << 20
+
     def __init__(self, ops: Any, kernels: Any = None):
         super().__init__(ops, kernels)
         self.buffers = _Buffers()
-        writes = [i for i, st in enumerate(self.stages) if st.kind != "label"]
-        self.last_image_stage = writes[-1] if writes else -1
+        #: how many leading stages act on each sample alone: built-in ops of the
+        #: per-sample families without a plugin kernel (a plugin kernel could look
+        #: across the batch, so it ends the prefix)
+        self.samplewise_prefix = 0
+        for st in self.stages:
+            if st.kind not in ("geometric", "color", "pixel", "region", "feature") or not all(
+                    type(lf.op).__module__.startswith("augspec.") and lf.op.name not in self.kernels
+                    for lf in st.leaves):
+                break
+            self.samplewise_prefix += 1
 
     # ------------------------------------------------------------- helpers
+    def _is_last(self, i: int, fresh_out: bool) -> bool:
+        return i == self.buffers.last and fresh_out
+
+    def _in_place_ok(self, i: int, fresh_out: bool, x: Any) -> bool:
+        """May stage ``i`` (given an owned ``x``) write its result over ``x``?"""
+        if not self._is_last(i, fresh_out):
+            return True
+        out = self.buffers.out
+        if out is not None:
+            return x.data_ptr() == out.data_ptr()
+        return x.data_ptr() not in self._buffer_ptrs()
+
     def _dest(self, i: int, fresh_out: bool, x: Any, avoid: Any = None) -> Any:
         """Where stage ``i`` writes an NCHW float32 image like ``x``."""
-        if i == self.last_image_stage and fresh_out:
+        if self._is_last(i, fresh_out):
+            out = self.buffers.out
+            if out is not None and out.shape == x.shape and out.data_ptr() not in (x.data_ptr(), avoid_ptr(avoid)):
+                return out
             sp = self.buffers.spare
             if sp is not None and sp.shape == x.shape and sp.data_ptr() not in (x.data_ptr(), avoid_ptr(avoid)):
                 self.buffers.spare = None
                 return sp
-            return torch.empty(x.shape, dtype=torch.float32, device=x.device)
+            return self.buffers.fresh(tuple(x.shape), x.device)
         for tag in ("a", "b", "c"):
             buf = self.buffers.get(tag, tuple(x.shape), torch.float32, x.device)
             if buf.data_ptr() != x.data_ptr() and (avoid is None or buf.data_ptr() != avoid.data_ptr()):
@@ -515,16 +650,63 @@ class TorchPlan(Plan):
         raise AssertionError("no free buffer")  # pragma: no cover
 
     def run(self, B: TorchBackend, x: Any, scale: float, owned: bool, y: Any, params: Mapping[str, Any],
-            ctx: Context, fuse: bool, fresh_out: bool) -> tuple[Any, Any, float]:
-        """Apply every stage; returns (x, y, scale) with the value ``scale * x``."""
-        self.buffers.spare = None
+            ctx: Context, fuse: bool, fresh_out: bool, stages: tuple[int, int] | None = None,
+            out: Any = None) -> tuple[Any, Any, float]:
+        """Apply the stages ``range(*stages)`` (all by default); returns (x, y, scale)
+        with the value ``scale * x``. With ``out`` (and ``fresh_out``) the result is
+        written there."""
+        lo, hi = stages if stages is not None else (0, len(self.stages))
+        writes = [i for i in range(lo, hi) if self.stages[i].kind != "label"]
+        buf = self.buffers
+        buf.spare, buf.last, buf.out = None, (writes[-1] if writes else -1), (out if fresh_out else None)
         try:
-            return self._run_stages(B, x, scale, owned, y, params, ctx, fuse, fresh_out)
+            x, y, scale = self._run_stages(B, x, scale, owned, y, params, ctx, fuse, fresh_out, lo, hi)
+            if buf.out is not None and x.data_ptr() != out.data_ptr():
+                x = out.copy_(x)
+            return x, y, scale
         finally:
-            self.buffers.spare = None
+            buf.spare, buf.last, buf.out = None, -1, None
 
-    def _run_stages(self, B, x, scale, owned, y, params, ctx, fuse, fresh_out):
-        for i, st in enumerate(self.stages):
+    def run_chunked(self, B: TorchBackend, x: Any, dtype: str, y: Any, params: Mapping[str, Any], ctx: Context,
+                    fuse: bool, fresh_out: bool) -> tuple[Any, Any, float] | None:
+        """The CPU's cache-sized run (``CPU_CHUNK_BYTES``); None where it does not apply.
+
+        The per-sample prefix runs chunk by chunk; a mix stage of built-in mixes right
+        after it runs chunk by chunk too, reading the prefix's result from a private
+        buffer (a partner may lie in any chunk) and writing the output; the stages
+        after that run on the whole batch."""
+        k = self.samplewise_prefix
+        per = ctx.channels * ctx.height * ctx.width * 4
+        if k == 0 or x.device.type != "cpu" or B.layout != "NCHW" or ctx.n * per <= self.CPU_CHUNK_BYTES:
+            return None
+        pieces = -(-ctx.n * per // self.CPU_CHUNK_BYTES)
+        bounds = [j * ctx.n // pieces for j in range(pieces + 1)]  # balanced: sizes differ by one at most
+        shape = (ctx.n, ctx.channels, ctx.height, ctx.width)
+        mix = self.stages[k] if k < len(self.stages) else None
+        mix_chunked = mix is not None and mix.kind == "mix" and all(
+            isinstance(lf.op, (CutMix, MixUp)) and lf.op.name not in self.kernels for lf in mix.leaves)
+        dest = self.buffers.get("prefix", shape, torch.float32, x.device) if mix_chunked else self.buffers.fresh(shape, x.device)
+        keys = [d.key for d in self.sampler.draws]
+        scale = 1.0
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            xc = x[lo:hi]
+            if dtype == "float32":
+                xf, scale, owned = xc, 1.0, False
+            else:
+                xf = self.buffers.get("in", tuple(xc.shape), torch.float32, xc.device).copy_(xc)
+                scale, owned = (1.0 / 255.0 if dtype == "uint8" else 1.0), True
+            pc = {key: params[key][lo:hi] for key in keys}
+            cc = Context(hi - lo, ctx.height, ctx.width, ctx.channels, ctx.num_classes)
+            _, _, scale = self.run(B, xf, scale, owned, None, pc, cc, fuse, True, stages=(0, k), out=dest[lo:hi])
+        if mix_chunked:
+            out = self.buffers.fresh(shape, x.device)
+            y = self._mix_chunked(B, mix, dest, out, y, params, ctx, bounds)
+            dest, k = out, k + 1
+        return self.run(B, dest, scale, True, y, params, ctx, fuse, fresh_out, stages=(k, len(self.stages)))
+
+    def _run_stages(self, B, x, scale, owned, y, params, ctx, fuse, fresh_out, lo, hi):
+        for i in range(lo, hi):
+            st = self.stages[i]
             if st.kind == "label":
                 x, y = self._label(B, st, x, y, params, ctx, fuse)
                 continue
@@ -538,7 +720,7 @@ class TorchPlan(Plan):
                 if st.clamp:
                     x = torch.clamp(x, 0.0, 1.0)
                 owned = False  # a kernel's output may alias its input or a param
-                if i == self.last_image_stage and fresh_out and x.data_ptr() in self._buffer_ptrs():
+                if self._is_last(i, fresh_out) and self.buffers.out is None and x.data_ptr() in self._buffer_ptrs():
                     x = x.clone()
             else:
                 x_new, y, scale, owned_new = res
@@ -613,8 +795,7 @@ class TorchPlan(Plan):
     def _fast_region(self, B, i, st, x, scale, owned, y, params, ctx, fuse, fresh_out):
         if B.layout != "NCHW":
             return None
-        last = i == self.last_image_stage and fresh_out
-        if not owned or (last and x.data_ptr() in self._buffer_ptrs()):
+        if not owned or not self._in_place_ok(i, fresh_out, x):
             dst = self._dest(i, fresh_out, x, avoid=x)
             x = dst.copy_(x)
         for lf in st.leaves:
@@ -649,8 +830,7 @@ class TorchPlan(Plan):
             return None
         mt = B.asarray(mul, "float32").reshape(1, -1, 1, 1)
         at = B.asarray(add, "float32").reshape(1, -1, 1, 1)
-        last = i == self.last_image_stage and fresh_out
-        if owned and not (last and x.data_ptr() in self._buffer_ptrs()):
+        if owned and self._in_place_ok(i, fresh_out, x):
             dst = x
         else:
             dst = self._dest(i, fresh_out, x, avoid=x)
@@ -660,20 +840,21 @@ class TorchPlan(Plan):
             out.clamp_(0.0, 1.0)
         return out, y, 1.0, True
 
-    def _fast_mix(self, B, i, st, x, scale, owned, y, params, ctx, fuse, fresh_out):
-        if B.layout != "NCHW":
-            return None
+    def _mix_weights(self, B, st, params, ctx, device):
+        """(partner, w, boxes, lw): the blend weight of the partner is ``w`` (None, or
+        (N, 1, 1) / (N, H, W)) plus ``ry * rx`` for each CutMix box of ``boxes``
+        (separable float factors (N, H, 1) and (N, 1, W)); ``lw`` (N,) the label weight."""
         perm = params[st.leaves[0].path + "/partner"]
         w_tot = lw_tot = None
-        boxes = []  # CutMix boxes as separable float factors: one (N, H, W) product at the end
+        boxes = []
         for lf in st.leaves:
             g = self.gate(lf, params)
             gf = None if g is None else g.to(torch.float32)
             if isinstance(lf.op, CutMix) and self.kernels.get(lf.op.name) is None:
                 lp = lf.params(params)
                 y0, y1, x0, x1 = lf.op.box(B, lp, ctx)
-                rows = torch.arange(ctx.height, device=x.device, dtype=torch.float32).reshape(1, -1, 1)
-                cols = torch.arange(ctx.width, device=x.device, dtype=torch.float32).reshape(1, 1, -1)
+                rows = torch.arange(ctx.height, device=device, dtype=torch.float32).reshape(1, -1, 1)
+                cols = torch.arange(ctx.width, device=device, dtype=torch.float32).reshape(1, 1, -1)
                 ry = ((rows >= y0.reshape(-1, 1, 1)) & (rows < y1.reshape(-1, 1, 1))).to(torch.float32)
                 rx = ((cols >= x0.reshape(-1, 1, 1)) & (cols < x1.reshape(-1, 1, 1))).to(torch.float32)
                 lw = (y1 - y0) * (x1 - x0) * (1.0 / (ctx.height * ctx.width)) if lf.op.correct_lambda \
@@ -687,22 +868,49 @@ class TorchPlan(Plan):
                     w, lw = w * gf.reshape(-1, 1, 1), lw * gf
                 w_tot = w if w_tot is None else w_tot + w
             lw_tot = lw if lw_tot is None else lw_tot + lw
+        return perm, w_tot, boxes, lw_tot
+
+    @staticmethod
+    def _blend_weight(w_tot, boxes, lo=None, hi=None):
+        """The (n, 1, H|1, W|1) image weight of the partner for samples ``lo:hi``."""
+        sl = slice(lo, hi)
+        w = None if w_tot is None else w_tot[sl]
         for ry, rx in boxes:
-            w_tot = ry * rx if w_tot is None else torch.addcmul(w_tot, ry, rx)
+            w = ry[sl] * rx[sl] if w is None else torch.addcmul(w, ry[sl], rx[sl])
+        return w[:, None]
+
+    @staticmethod
+    def _mix_labels(y, perm, lw_tot):
+        if y is None:
+            return None
+        return torch.lerp(y, torch.index_select(y, 0, perm), lw_tot.reshape(-1, 1))
+
+    def _fast_mix(self, B, i, st, x, scale, owned, y, params, ctx, fuse, fresh_out):
+        if B.layout != "NCHW":
+            return None
+        perm, w_tot, boxes, lw_tot = self._mix_weights(B, st, params, ctx, x.device)
+        w = self._blend_weight(w_tot, boxes).to(x.dtype)
         # a gather, not index_select: the CPU index_select is pathologically slow after grid_sample
         n = x.shape[0]
         partner = self._dest(i, False, x, avoid=x)
         torch.gather(x.reshape(n, -1), 0, perm.reshape(n, 1).expand(n, x[0].numel()), out=partner.view(n, -1))
-        last = i == self.last_image_stage and fresh_out
-        if owned and not (last and x.data_ptr() in self._buffer_ptrs()):
+        if owned and self._in_place_ok(i, fresh_out, x):
             dst = x  # lerp in place: each element reads only itself and the partner copy
         else:
             dst = self._dest(i, fresh_out, x, avoid=partner)
-        out = torch.lerp(x, partner, w_tot[:, None].to(x.dtype), out=dst)
-        if y is not None:
-            lwi = lw_tot.reshape(-1, 1)
-            y = torch.lerp(y, torch.index_select(y, 0, perm), lwi)
-        return out, y, scale, True
+        out = torch.lerp(x, partner, w, out=dst)
+        return out, self._mix_labels(y, perm, lw_tot), scale, True
+
+    def _mix_chunked(self, B, st, src, out, y, params, ctx, bounds):
+        """A mix stage chunk by chunk: ``out[lo:hi] = lerp(src[lo:hi], src[partner[lo:hi]], w)``.
+        ``out`` must not overlap ``src``, whose rows later chunks still read."""
+        perm, w_tot, boxes, lw_tot = self._mix_weights(B, st, params, ctx, src.device)
+        flat = src.view(ctx.n, -1)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            partner = self.buffers.get("partner", (hi - lo, *src.shape[1:]), torch.float32, src.device)
+            torch.index_select(flat, 0, perm[lo:hi], out=partner.view(hi - lo, -1))
+            torch.lerp(src[lo:hi], partner, self._blend_weight(w_tot, boxes, lo, hi), out=out[lo:hi])
+        return self._mix_labels(y, perm, lw_tot)
 
 
 # ==================================================================== sampler
@@ -948,13 +1156,17 @@ class TorchRun(Run):
         if B.layout != "NCHW":
             return self._generic(plan, x, y, params, ctx, dtype, out_dtype)
         fresh_out = out_dtype == "float32"
-        if dtype == "float32":
-            xf, scale, owned = x, 1.0, False
+        res = plan.run_chunked(B, x, dtype, y, params, ctx, self.fuse, fresh_out)
+        if res is not None:
+            xo, yo, scale = res
         else:
-            buf = plan.buffers.get("in", tuple(x.shape), torch.float32, x.device)
-            xf = buf.copy_(x)
-            scale, owned = (1.0 / 255.0 if dtype == "uint8" else 1.0), True
-        xo, yo, scale = plan.run(B, xf, scale, owned, y, params, ctx, self.fuse, fresh_out)
+            if dtype == "float32":
+                xf, scale, owned = x, 1.0, False
+            else:
+                buf = plan.buffers.get("in", tuple(x.shape), torch.float32, x.device)
+                xf = buf.copy_(x)
+                scale, owned = (1.0 / 255.0 if dtype == "uint8" else 1.0), True
+            xo, yo, scale = plan.run(B, xf, scale, owned, y, params, ctx, self.fuse, fresh_out)
         private = xo.data_ptr() in plan._buffer_ptrs()
         is_input = xo.data_ptr() == x.data_ptr()
         if out_dtype == "uint8":

@@ -1,0 +1,225 @@
+"""The torch backend's CPU memory paths: per-sample stages run chunk by chunk
+(``TorchPlan.CPU_CHUNK_BYTES``) with exactly the values of the whole-batch run, and
+large outputs of earlier calls are reused only once nothing references them."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from test_torch_backend import OPS, X_F32, X_U8, K, Y  # noqa: E402
+
+import augspec as aug  # noqa: E402
+import augspec.backends.torch as bt  # noqa: E402
+from augspec.core.spec import Context  # noqa: E402
+from augspec.recipes import r2  # noqa: E402
+
+PER_IMAGE = X_U8[0].size * 4  # float32 bytes of one test image
+
+
+@aug.spec
+class BatchCentre(aug.PixelOp):
+    """Subtracts the batch mean: a plugin op that looks across the batch."""
+
+    name = "test_batch_centre"
+    p: float = 1.0
+
+    def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: Context) -> Any:
+        return x - B.mean(x, axis=0, keepdims=True) + 0.5
+
+
+@pytest.fixture
+def chunks(monkeypatch):
+    """Runs ``fn`` with chunks of ``size`` samples, and records whether it chunked."""
+
+    def run(fn, size):
+        used = []
+        real = bt.TorchPlan.run_chunked
+
+        def spy(self, *a, **kw):
+            res = real(self, *a, **kw)
+            used.append(res is not None)
+            return res
+
+        monkeypatch.setattr(bt.TorchPlan, "run_chunked", spy)
+        monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", size * PER_IMAGE)
+        try:
+            return fn(), any(used)
+        finally:
+            monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", 1 << 40)
+
+    return run
+
+
+@pytest.mark.parametrize("name,ops,kind", OPS, ids=[o[0] for o in OPS])
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+@pytest.mark.parametrize("size", [1, 4])
+def test_chunked_run_equals_the_whole_batch(chunks, monkeypatch, name, ops, kind, dtype, size):
+    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", 1 << 40)
+    rt = aug.Pipeline(ops, num_classes=K, seed=3).compile("torch")
+    x = torch.from_numpy((X_U8 if dtype == "uint8" else X_F32).copy())
+    x0 = x.clone()
+    y = torch.from_numpy(Y)
+    params = rt.sample(len(x), tuple(x.shape[1:]))
+    whole = rt.apply(x, y, params)
+    (part, chunked) = chunks(lambda: rt.apply(x, y, params), size)
+    assert chunked == (rt.plan.samplewise_prefix > 0)  # 6 samples, chunks of 1 or 4 (balanced: 3 + 3)
+    assert part[0].dtype == whole[0].dtype
+    if name == "zca":  # one (N, D) x (D, D) product: BLAS may round differently for another row count
+        torch.testing.assert_close(part[0], whole[0], atol=1e-6, rtol=1e-6)
+    else:
+        assert torch.equal(part[0], whole[0]), name
+    assert torch.equal(part[1], whole[1]), name
+    assert torch.equal(x, x0), "input mutated"
+
+
+BOUNDED = [aug.Affine(rotate=15), aug.ColorJitter(0.4, 0.4, 0.4, 0.1), aug.CutOut(), aug.MixUp(0.8)]
+
+
+@pytest.mark.parametrize("x,ops", [(torch.from_numpy(X_U8), BOUNDED), (torch.from_numpy(X_F32).to(torch.float16), list(r2(K).ops))],
+                         ids=["uint8", "float16"])
+def test_uint8_and_float16_outputs_chunked(chunks, x, ops):
+    rt = aug.Pipeline(ops, num_classes=K, seed=1).compile("torch")
+    params = rt.sample(len(x), tuple(x.shape[1:]))
+    whole = rt.apply(x, torch.from_numpy(Y), params)
+    part, chunked = chunks(lambda: rt.apply(x, torch.from_numpy(Y), params), 2)
+    assert chunked
+    assert part[0].dtype == whole[0].dtype == x.dtype
+    assert torch.equal(part[0], whole[0]) and torch.equal(part[1], whole[1])
+
+
+def test_a_plugin_op_ends_the_chunked_prefix(chunks):
+    ops = [aug.Affine(rotate=20), aug.Brightness(0.3), BatchCentre(), aug.CutOut(), aug.MixUp(0.5)]
+    rt = aug.Pipeline(ops, num_classes=K, seed=5).compile("torch")
+    assert [st.kind for st in rt.plan.stages][:3] == ["geometric", "color", "pixel"]
+    assert rt.plan.samplewise_prefix == 2
+    x = torch.from_numpy(X_U8)
+    params = rt.sample(len(x), tuple(x.shape[1:]))
+    whole = rt.apply(x, torch.from_numpy(Y), params)
+    part, chunked = chunks(lambda: rt.apply(x, torch.from_numpy(Y), params), 1)
+    assert chunked
+    assert torch.equal(part[0], whole[0]) and torch.equal(part[1], whole[1])
+    # and the batch statistic saw the whole batch: the reference agrees
+    rn = aug.Pipeline(ops, num_classes=K, seed=5).compile("numpy", layout="NCHW")
+    xn, _ = rn.apply(X_U8, Y, {k: v.numpy() for k, v in params.items()})
+    np.testing.assert_allclose(part[0].numpy()[:, :, 1:-1, 1:-1], xn[:, :, 1:-1, 1:-1], atol=1e-4)
+
+
+def test_no_chunks_off_the_cpu_path_or_for_nhwc(chunks):
+    rt = r2(num_classes=K, seed=0).compile("torch", layout="NHWC")
+    x = torch.from_numpy(X_U8.transpose(0, 2, 3, 1).copy())
+    _, chunked = chunks(lambda: rt(x, torch.from_numpy(Y)), 1)
+    assert not chunked
+    rt = r2(num_classes=K, seed=0).compile("torch")
+    _, chunked = chunks(lambda: rt(torch.from_numpy(X_U8), torch.from_numpy(Y)), 100)  # the batch fits one chunk
+    assert not chunked
+
+
+# ------------------------------------------------------------ recycled outputs
+
+BIG = np.random.default_rng(0).integers(0, 256, (4, 3, 256, 256), dtype=np.uint8)  # 3 MB of float32 out
+
+
+def _storage_of(t):
+    return t.untyped_storage().data_ptr()
+
+
+@pytest.mark.parametrize("keep", ["tensor", "view", "numpy", "storage", "dlpack", "list", "weakref"])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_output_still_referenced_is_never_reused(monkeypatch, keep, chunked):
+    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", BIG[0].size * 4 if chunked else 1 << 40)
+    rt = aug.Pipeline([aug.ColorJitter(0.4, 0.4), aug.CutOut()], seed=0).compile("torch")  # no warp: the output is fresh()
+    x = torch.from_numpy(BIG).float() / 255  # float32 out (uint8 in would give uint8 out)
+    out = rt(x)
+    assert out.dtype == torch.float32
+    ptr, copy = _storage_of(out), out.clone()
+    held = {"tensor": lambda t: t, "view": lambda t: t[1:, 0], "numpy": lambda t: t.numpy(),
+            "storage": lambda t: t.untyped_storage(), "dlpack": lambda t: torch.utils.dlpack.to_dlpack(t),
+            "list": lambda t: [t], "weakref": lambda t: weakref.ref(t)}[keep](out)
+    del out
+    later = [rt(x) for _ in range(3)]
+    # what the caller still reaches of the first output
+    seen = {"tensor": lambda: held, "view": lambda: held, "numpy": lambda: torch.from_numpy(held),
+            "storage": lambda: torch.tensor([], dtype=torch.float32).set_(held).reshape(copy.shape),
+            "dlpack": lambda: torch.utils.dlpack.from_dlpack(held), "list": lambda: held[0],
+            "weakref": lambda: held()}[keep]()
+    if seen is None:  # the weak reference died with the list entry: the memory went back to the system
+        assert keep == "weakref"
+        return
+    assert all(_storage_of(t) != ptr for t in later), f"an output held through a {keep} was reused"
+    assert torch.equal(seen, copy[1:, 0] if keep == "view" else copy)
+
+
+def test_a_released_output_is_reused_and_a_shared_one_is_not(monkeypatch):
+    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", BIG[0].size * 4)
+    rt = r2(num_classes=K, seed=0).compile("torch")
+    x, y = torch.from_numpy(BIG), torch.from_numpy(np.arange(4) % K)
+    ptrs = set()
+    for _ in range(4):  # the training loop's pattern: the previous batch is gone at the next call
+        out, _ = rt(x, y)
+        ptrs.add(_storage_of(out))
+        del out
+    assert len(ptrs) <= bt.RECYCLED_OUTPUTS, "released outputs were not reused"
+    out, _ = rt(x, y)
+    out.share_memory_()  # what a DataLoader worker does with a batch it returns
+    shared, copy = _storage_of(out), out.clone()
+    keep_alive = out.untyped_storage()  # the main process would map this memory
+    del out
+    for _ in range(3):
+        assert _storage_of(rt(x, y)[0]) != shared
+    assert torch.equal(torch.tensor([], dtype=torch.float32).set_(keep_alive).reshape(copy.shape), copy)
+
+
+def test_outputs_are_writable_tensors_of_their_own(monkeypatch):
+    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", BIG[0].size * 4)
+    rt = r2(num_classes=K, seed=0).compile("torch")
+    x, y = torch.from_numpy(BIG), torch.from_numpy(np.arange(4) % K)
+    a, _ = rt(x, y)
+    b, _ = rt(x, y)
+    assert a.is_contiguous() and a.dtype == torch.float32 and a.shape == (4, 3, 256, 256)
+    assert _storage_of(a) != _storage_of(b)
+    b_copy = b.clone()
+    a.zero_()  # the caller may write to its outputs
+    assert torch.equal(b, b_copy)
+    a.resize_(2, 3)  # and resize them: that one is not reused as an output any more
+    assert a.shape == (2, 3)
+    del b, b_copy
+    c, _ = rt(x, y)
+    d, _ = rt(x, y)
+    assert a.shape == (2, 3) and _storage_of(a) not in (_storage_of(c), _storage_of(d))
+
+
+def test_recycling_respects_autograd_and_inference_mode(monkeypatch):
+    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", BIG[0].size * 4)
+    rt = r2(num_classes=K, seed=0).compile("torch")
+    x, y = torch.from_numpy(BIG), torch.from_numpy(np.arange(4) % K)
+    with torch.inference_mode():
+        out, _ = rt(x, y)
+        assert out.is_inference()
+        del out
+    out, _ = rt(x, y)  # outside inference mode: a normal tensor, written in place later
+    assert not out.is_inference()
+    out.requires_grad_()
+    (out * 2).sum().backward()
+    del out
+    a, _ = rt(x, y)
+    b, _ = rt(x, y)
+    assert not a.requires_grad and not b.requires_grad
+
+
+def test_released_outputs_are_reused_without_chunks_too(monkeypatch):
+    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", 1 << 40)
+    rt = aug.Pipeline([aug.ColorJitter(0.4, 0.4), aug.CutOut()], seed=0).compile("torch")
+    x = torch.from_numpy(BIG).float() / 255
+    ptrs = set()
+    for _ in range(4):
+        out = rt(x)
+        ptrs.add(_storage_of(out))
+        del out
+    assert len(ptrs) <= bt.RECYCLED_OUTPUTS
