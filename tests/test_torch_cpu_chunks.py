@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -223,3 +225,49 @@ def test_released_outputs_are_reused_without_chunks_too(monkeypatch):
         ptrs.add(_storage_of(out))
         del out
     assert len(ptrs) <= bt.RECYCLED_OUTPUTS
+
+
+_POOL = [
+    lambda: aug.Affine(rotate=20, translate=0.1, scale=0.1, p=0.7),
+    lambda: aug.HorizontalFlip(),
+    lambda: aug.ColorJitter(0.3, 0.3, 0.3, 0.05),
+    lambda: aug.Hue(0.1, mode="hsv"),
+    lambda: aug.GaussianNoise(std=0.05, p=0.5),
+    lambda: aug.CutOut(holes=2, fill=0.5),
+    lambda: aug.Normalize(mean=0.5, std=0.25),
+    lambda: aug.OneOf([aug.MixUp(0.5), aug.CutMix(1.0)]),
+    lambda: aug.CutMix(1.0, p=0.5),
+    lambda: aug.LabelSmoothing(0.2),
+    lambda: aug.Dropout(rate=0.2),
+]
+
+
+@given(idx=st.lists(st.integers(0, len(_POOL) - 1), min_size=1, max_size=5),
+       n=st.integers(2, 7), c=st.sampled_from([1, 3, 4]), h=st.integers(3, 11), w=st.integers(3, 11),
+       dtype=st.sampled_from(["uint8", "float32", "bfloat16", "float64"]), channels_last=st.booleans(),
+       size=st.integers(1, 3), seed=st.integers(0, 2**31))
+def test_chunked_equals_whole_for_random_pipelines(idx, n, c, h, w, dtype, channels_last, size, seed):
+    ops = [_POOL[i]() for i in idx]
+    if c != 3:
+        ops = [o for o in ops if not isinstance(o, (aug.ColorJitter, aug.Hue))]
+        if not ops:
+            return
+    rng = np.random.default_rng(seed)
+    xn = rng.integers(0, 256, (n, c, h, w), dtype=np.uint8)
+    x = torch.from_numpy(xn) if dtype == "uint8" else (torch.from_numpy(xn).double() / 255).to(getattr(torch, dtype))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.from_numpy(rng.integers(0, K, (n,)))
+    rt = aug.Pipeline(ops, num_classes=K, seed=seed).compile("torch")
+    params = rt.sample(n, (c, h, w))
+    old = bt.TorchPlan.CPU_CHUNK_BYTES
+    try:
+        bt.TorchPlan.CPU_CHUNK_BYTES = 1 << 40
+        whole = rt.apply(x, y, params)
+        bt.TorchPlan.CPU_CHUNK_BYTES = size * c * h * w * 4
+        part = rt.apply(x, y, params)
+    finally:
+        bt.TorchPlan.CPU_CHUNK_BYTES = old
+    assert part[0].dtype == whole[0].dtype and part[0].shape == whole[0].shape
+    assert torch.equal(part[0], whole[0])
+    assert torch.equal(part[1], whole[1])
