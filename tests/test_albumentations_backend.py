@@ -44,6 +44,8 @@ PINNED = {
     "shear 5": [aug.Affine(shear=(5, 5))],
     "shear_y 5": [aug.Affine(shear_y=(5, 5))],
     "all affine": [aug.Affine(rotate=(10, 10), translate=(0.1, 0.1), scale=(1.2, 1.2), shear=(5, 5))],
+    "rotate 30, edge": [aug.Affine(rotate=(30, 30), scale=(0.7, 0.7), fill_mode="nearest")],
+    "translate 0.4, reflect": [aug.Affine(rotate=(20, 20), translate=(0.4, 0.4), scale=(0.6, 0.6), fill_mode="reflect")],
     "affine + flip": [aug.Affine(rotate=(10, 10)), aug.HorizontalFlip(p=1.0)],
     "brightness 1.2": [aug.Brightness((1.2, 1.2))],
     "contrast 0.7": [aug.Contrast((0.7, 0.7))],

@@ -56,9 +56,9 @@ def keras_fit(x, featurewise_center, featurewise_std, zca, zca_epsilon=1e-6, res
     return out
 
 
-def keras_affine(img, theta=0, tx=0, ty=0, shear=0, zx=1, zy=1, cval=0.0):
-    """apply_affine_transform (channels_last, order 1, fill_mode constant), line by line;
-    also returns where each output pixel samples the input (row, col)."""
+def keras_affine(img, theta=0, tx=0, ty=0, shear=0, zx=1, zy=1, cval=0.0, mode="constant"):
+    """apply_affine_transform (channels_last, order 1), line by line; also returns
+    where each output pixel samples the input (row, col)."""
     t = np.deg2rad(theta)
     m = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
     m = m @ np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]])
@@ -70,7 +70,7 @@ def keras_affine(img, theta=0, tx=0, ty=0, shear=0, zx=1, zy=1, cval=0.0):
     m = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]]) @ m @ np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1]])
     m[:, [0, 1]] = m[:, [1, 0]]
     m[[0, 1]] = m[[1, 0]]
-    out = np.stack([ndi.affine_transform(img[..., c], m[:2, :2], m[:2, 2], order=1, mode="constant", cval=cval)
+    out = np.stack([ndi.affine_transform(img[..., c], m[:2, :2], m[:2, 2], order=1, mode=mode, cval=cval)
                     for c in range(img.shape[2])], axis=-1)
     ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     src = np.einsum("ab,bhw->ahw", m[:2, :2], np.stack([ii, jj]).astype(float)) + m[:2, 2, None, None]
@@ -82,8 +82,9 @@ GEOMETRY = [dict(theta=20), dict(theta=-35), dict(tx=3), dict(ty=-2.5), dict(she
 
 
 def augspec_with_params(img, prm, **gen_kw):
+    gen_kw.setdefault("fill_mode", "constant")
     pipe = from_image_data_generator(rotation_range=1, width_shift_range=1.0, height_shift_range=1.0,
-                                     shear_range=1, zoom_range=0.5, fill_mode="constant", **gen_kw)
+                                     shear_range=1, zoom_range=0.5, **gen_kw)
     run = pipe.compile("numpy")
     params = run.sample(1, img.shape)
     full = dict(theta=0, tx=0, ty=0, shear=0, zx=1, zy=1)
@@ -107,6 +108,20 @@ def test_geometry_is_keras_apply_affine_transform(prm):
         np.testing.assert_allclose(k[inside], ref[inside], atol=2e-3)
     outside = (src[0] < -1) | (src[0] > h) | (src[1] < -1) | (src[1] > w)
     assert np.all(ours[outside] == 0)  # constant fill, cval 0
+
+
+@pytest.mark.parametrize("mode", ["nearest", "reflect"])
+@pytest.mark.parametrize("prm", GEOMETRY, ids=[str(p) for p in GEOMETRY])
+def test_geometry_with_keras_fill_modes_agrees_on_the_whole_image(prm, mode):
+    """With fill_mode "nearest" (Keras' default) or "reflect", augspec reproduces SciPy's
+    order-1 resampling everywhere, borders included (in raw 0..255 units)."""
+    img = data(1)[0]
+    ref, _ = keras_affine(img.astype(np.float64), mode=mode, **prm)
+    ours = augspec_with_params(img, prm, fill_mode=mode)
+    np.testing.assert_allclose(ours, ref, atol=2e-3)
+    if KerasIDG is not None:
+        k = KerasIDG(fill_mode=mode).apply_transform(img.astype(np.float32), prm)
+        np.testing.assert_allclose(ours, k, atol=2e-3)
 
 
 def test_cval_and_whole_pixel_shift_exact():
@@ -243,11 +258,15 @@ def test_flips_map_to_flip_specs():
 
 
 def test_what_augspec_cannot_honour_raises():
-    with pytest.raises(aug.SpecError, match="fill_mode='nearest'"):
-        from_image_data_generator(rotation_range=10)
-    with pytest.raises(aug.SpecError, match="reflect"):
-        from_image_data_generator(zoom_range=0.1, fill_mode="reflect")
-    from_image_data_generator(fill_mode="nearest", horizontal_flip=True)  # no warp, no fill: fine
+    def warp(pipe):
+        (op,) = [o for o in pipe.ops if isinstance(o, KerasAffine)]
+        return op
+
+    assert warp(from_image_data_generator(rotation_range=10)).fill_mode == "nearest"  # Keras' default
+    assert warp(from_image_data_generator(zoom_range=0.1, fill_mode="reflect")).fill_mode == "reflect"
+    with pytest.raises(aug.SpecError, match="fill_mode='wrap'"):
+        from_image_data_generator(rotation_range=10, fill_mode="wrap")
+    from_image_data_generator(fill_mode="wrap", horizontal_flip=True)  # no warp, no fill: fine
     with pytest.raises(aug.SpecError, match="preprocessing_function"):
         from_image_data_generator(preprocessing_function=lambda v: v)
     with pytest.raises(aug.SpecError, match="whole-pixel"):

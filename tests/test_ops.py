@@ -151,6 +151,46 @@ def test_fill_value_outside_and_bilinear_blend_at_border():
     np.testing.assert_allclose(out[0, :, 1:], 0.5, atol=1e-6)
 
 
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+@pytest.mark.parametrize("d", [3, -3, 11, -14])
+def test_fill_modes_nearest_and_reflect_on_whole_pixel_shifts(interpolation, d):
+    """out[j] = x[j - d], the tap index mapped: "nearest" clamps it, "reflect" mirrors it
+    about the edge (-1 reads 0, -2 reads 1, ...; period 2W)."""
+    w = 14
+    x = rand_images(2, 3, w, 3)
+    src = np.arange(w) - d
+    mirrored = np.mod(src, 2 * w)
+    mirrored = np.where(mirrored >= w, 2 * w - 1 - mirrored, mirrored)
+    for mode, idx in (("nearest", np.clip(src, 0, w - 1)), ("reflect", mirrored)):
+        op = aug.Affine(translate=(d / w, d / w), translate_y=(0, 0), fill_mode=mode, interpolation=interpolation)
+        out, _ = apply_with([op], x)
+        np.testing.assert_array_equal(out, x[:, :, idx], err_msg=mode)
+
+
+def test_fill_modes_blend_like_a_mirrored_or_clamped_image():
+    """Half a pixel left of the image: "nearest" reads the edge pixel, "reflect" too (-0.5
+    lies between -1 and 0, which both read pixel 0); 1.5 px: reflect blends pixels 0 and 1."""
+    x = rand_images(1, 2, 5, 1)
+    for t, mode, expect in ((0.5, "nearest", x[0, :, 0]), (0.5, "reflect", x[0, :, 0]),
+                            (1.5, "nearest", x[0, :, 0]), (1.5, "reflect", 0.5 * (x[0, :, 0] + x[0, :, 1]))):
+        op = aug.Affine(translate=(t / 5, t / 5), translate_y=(0, 0), fill_mode=mode)
+        out, _ = apply_with([op], x)
+        np.testing.assert_allclose(out[0, :, 0], expect, atol=1e-6, err_msg=f"{mode} {t}")
+
+
+def test_geometric_ops_with_other_fill_modes_are_separate_warps():
+    from augspec.core.plan import Plan
+
+    plan = Plan([aug.Affine(rotate=5), aug.HorizontalFlip(), aug.Affine(rotate=5, fill_mode="reflect"),
+                 aug.Affine(scale=0.1, fill_mode="reflect")])
+    assert [(st.kind, len(st.leaves), st.fill_mode) for st in plan.stages] == [
+        ("geometric", 2, "constant"), ("geometric", 2, "reflect")]
+    with pytest.raises(ValueError, match=r"Affine.*fill_mode.*'wrap'"):
+        aug.Affine(fill_mode="wrap")
+    spec = aug.Affine(rotate=10, fill_mode="nearest")
+    assert aug.Pipeline.from_dict(aug.Pipeline([spec]).to_dict()).ops[0] == spec
+
+
 def test_flips_are_exact_and_twice_is_identity():
     x = rand_images(4, 5, 6, 3)
     out, _ = apply_with([aug.HorizontalFlip(p=1)], x)

@@ -49,6 +49,11 @@ def _op_cases() -> list:
         ("affine_nearest_fill", [aug.Affine(rotate=20, translate=0.15, interpolation="nearest",
                                             fill=(0.2, 0.4, 0.6))], "nearest"),
         ("affine_fill_scalar", [aug.Affine(rotate=30, scale=(0.7, 0.9), fill=0.5)], "geo"),
+        ("affine_edge", [aug.Affine(rotate=40, translate=0.4, scale=(0.4, 1.6), fill_mode="nearest")], "edge"),
+        ("affine_reflect", [aug.Affine(rotate=40, translate=0.6, scale=(0.3, 1.6), fill_mode="reflect"),
+                            aug.HorizontalFlip(p=0.5)], "edge"),
+        ("affine_reflect_nearest", [aug.Affine(rotate=30, translate=0.5, fill_mode="reflect",
+                                               interpolation="nearest")], "nearest"),
         ("hflip", [aug.HorizontalFlip(p=0.5)], "pixel"),
         ("vflip", [aug.VerticalFlip(p=0.5)], "pixel"),
         ("flips_then_affine", [aug.HorizontalFlip(), aug.VerticalFlip(), aug.Affine(rotate=10)], "geo"),
@@ -324,10 +329,15 @@ def test_native_warp_matches_gather_and_reference() -> None:
     a = np.deg2rad([13.0, -40.0, 90.0])
     inv[:, 0, 0], inv[:, 0, 1], inv[:, 1, 0], inv[:, 1, 1] = np.cos(a), np.sin(a) * 1.3, -np.sin(a), np.cos(a) * 0.7
     inv[:, 0, 2], inv[:, 1, 2] = [2.5, -3.0, 7.25], [1.0, 4.5, -2.0]
-    ref = aug.Pipeline([]).compile("numpy").backend.warp_affine(x, inv, "bilinear", (0.3,))
-    for kernels in ("native", "graph"):
-        got = TensorflowBackend(kernels=kernels).warp_affine(tf.constant(x), tf.constant(inv), "bilinear", (0.3,))
-        np.testing.assert_allclose(got.numpy(), ref, atol=1e-4)
+    npb = aug.Pipeline([]).compile("numpy").backend
+    for mode in ("constant", "nearest", "reflect"):
+        ref = npb.warp_affine(x, inv, "bilinear", (0.3,), mode)
+        for kernels in ("native", "graph"):
+            got = TensorflowBackend(kernels=kernels).warp_affine(tf.constant(x), tf.constant(inv), "bilinear", (0.3,), mode)
+            np.testing.assert_allclose(got.numpy(), ref, atol=1e-4, err_msg=f"{mode} {kernels}")
+        got = tf.function(lambda v, m, mode=mode: TensorflowBackend(kernels="graph").warp_affine(
+            v, m, "bilinear", (0.3,), mode), jit_compile=True)(tf.constant(x), tf.constant(inv))
+        np.testing.assert_allclose(got.numpy(), ref, atol=1e-4, err_msg=f"{mode} xla")
     np.testing.assert_array_equal(  # identity reproduces the input exactly
         TensorflowBackend(kernels="graph").warp_affine(tf.constant(x), tf.constant(np.tile(np.eye(3, dtype=np.float32),
                                                                                           (3, 1, 1))), "bilinear",

@@ -36,6 +36,11 @@ OPS = [
     ("affine", [aug.Affine(rotate=30, translate=0.1, scale=0.2, shear=10, shear_y=(-5, 5))], "warp"),
     ("affine_nearest", [aug.Affine(rotate=20, scale=0.1, interpolation="nearest")], "nearest"),
     ("affine_fill", [aug.Affine(rotate=25, translate=0.2, fill=(0.2, 0.5, 0.8), p=0.7)], "warp"),
+    ("affine_edge", [aug.Affine(rotate=40, translate=0.4, scale=(0.4, 1.6), shear=10, fill_mode="nearest")], "edge"),
+    ("affine_reflect", [aug.Affine(rotate=40, translate=0.6, scale=(0.3, 1.6), fill_mode="reflect", p=0.8),
+                        aug.HorizontalFlip(p=0.5)], "edge"),
+    ("affine_reflect_nearest", [aug.Affine(rotate=30, translate=0.5, scale=(0.4, 1.2), fill_mode="reflect",
+                                           interpolation="nearest")], "nearest"),
     ("affine_flip", [aug.Affine(rotate=10), aug.HorizontalFlip(), aug.VerticalFlip(p=0.3)], "warp"),
     ("hflip", [aug.HorizontalFlip(p=0.5)], "exact"),
     ("vflip", [aug.VerticalFlip(p=0.5), aug.HorizontalFlip(p=1.0)], "exact"),
@@ -76,7 +81,9 @@ def _compare(name, kind, xt, xn, dtype):
         assert diff.max() <= 1, (name, diff.max())
         return
     a, b = xt.astype(np.float64), xn.astype(np.float64)
-    if kind in ("warp",):
+    if kind == "edge":  # fill_mode nearest / reflect: the borders agree too
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4, err_msg=name)
+    elif kind in ("warp",):
         a, b = a[:, :, 1:-1, 1:-1], b[:, :, 1:-1, 1:-1]
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4, err_msg=name)
     elif kind == "nearest":  # ties of round-half-even vs half-up move a tap by one pixel at most

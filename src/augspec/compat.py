@@ -15,9 +15,11 @@ Conventions (see docs/migration.md for the details and the measured agreement):
   are Keras' own numbers. With ``rescale=1/255`` that step is the identity.
 - Geometry is Keras' exact matrix (``KerasAffine``: rotation, shifts, shear with
   its sin/cos matrix, independent x/y zoom as an inverse scale, composed and
-  centred as ``apply_affine_transform`` does), resampled bilinearly ONCE with a
-  constant fill: ``fill_mode`` other than "constant" raises (augspec's warps
-  fill with a constant only), ``cval`` is in raw units (divided by 255).
+  centred as ``apply_affine_transform`` does), resampled bilinearly ONCE.
+  ``fill_mode`` "nearest" (Keras' default), "reflect" and "constant" are
+  augspec's own (``Affine.fill_mode``, SciPy's meanings); "wrap" raises (SciPy's
+  "wrap" overlaps the first and last pixels, which augspec does not copy).
+  ``cval`` is in raw units (divided by 255).
 - ``brightness_range`` multiplies (clamped to the value range, as Keras' PIL
   round trip does); ``channel_shift_range`` adds one offset, in raw units, to every
   channel (``ChannelShift``; clamped to [0, 255] where Keras clips to the
@@ -39,7 +41,7 @@ from typing import Any
 
 from .core.errors import SpecError, SpecTypeError
 from .core.ops.color import brightness_affine
-from .core.ops.geometric import HorizontalFlip, VerticalFlip, affine_matrix
+from .core.ops.geometric import FILL_MODES, HorizontalFlip, VerticalFlip, affine_matrix
 from .core.ops.pixel import Rescale, Standardize, ZCAWhitening
 from .core.pipeline import Pipeline
 from .core.random import Distribution, Uniform
@@ -86,6 +88,7 @@ class KerasAffine(GeometricOp):
     zoom_y: Any = None
     interpolation: str = "bilinear"
     fill: Any = 0.0
+    fill_mode: str = "constant"
     p: float = 1.0
 
     def __post_init__(self) -> None:
@@ -102,6 +105,7 @@ class KerasAffine(GeometricOp):
                                       center=1.0, lo=1e-3, hi=1e3))
         check_choice(n, "interpolation", self.interpolation, ("bilinear", "nearest"))
         s(self, "fill", check_channels(n, "fill", self.fill))
+        check_choice(n, "fill_mode", self.fill_mode, FILL_MODES)
         self._validate_p()
 
     def draws(self) -> dict[str, Distribution]:
@@ -285,17 +289,16 @@ def from_image_data_generator(
         raise SpecError(f"from_image_data_generator: zoom_range={zoom_range!r} must be a float or a [low, high] pair")
     geometric = rot != 0 or ws != (0.0, 0.0) or hs != (0.0, 0.0) or shear != 0 or zr != (1.0, 1.0)
     check_choice("from_image_data_generator", "fill_mode", fill_mode, ("constant", "nearest", "reflect", "wrap"))
-    if geometric and fill_mode != "constant":
+    if geometric and fill_mode == "wrap":
         raise SpecError(
-            f"from_image_data_generator: augspec cannot honour fill_mode={fill_mode!r} (Keras' default is 'nearest'): "
-            "its warps fill the outside of the image with a constant. Pass fill_mode='constant' (with cval) to "
-            "accept that")
+            "from_image_data_generator: augspec cannot honour fill_mode='wrap' (SciPy's 'wrap' makes the first and "
+            "last pixels overlap); use 'nearest' (Keras' default), 'reflect' or 'constant'")
     ops: list[Op] = []
     if geometric:
         ops.append(KerasAffine(rotation=rot, height_shift=hs, width_shift=ws, height_shift_pixels=hs_px,
                                width_shift_pixels=ws_px, shear=shear, zoom_x=zr, zoom_y=zr,
                                interpolation="bilinear" if interpolation_order == 1 else "nearest",
-                               fill=float(cval) / 255.0))
+                               fill=float(cval) / 255.0, fill_mode=fill_mode))
     if _bool("horizontal_flip", horizontal_flip):
         ops.append(HorizontalFlip(p=0.5))
     if _bool("vertical_flip", vertical_flip):

@@ -65,6 +65,9 @@ from .numpy import NumpyBackend  # noqa: E402
 __all__ = ["AlbumentationsBackend", "AlbumentationsRun", "is_batch_op", "split_pipeline"]
 
 _INTERP = {"bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
+#: ``Affine.fill_mode`` as OpenCV borders (BORDER_REFLECT is half-sample symmetric, as ours;
+#: albumentations' default BORDER_REFLECT_101 would not repeat the edge pixel)
+_BORDER = {"constant": cv2.BORDER_CONSTANT, "nearest": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT}
 _BATCH_SALT = 0x5EED_BA7C_0FF1_CE00
 
 
@@ -146,10 +149,11 @@ class _Geometry(_StageBase):
         super().__init__(run, st)
         fill = tuple(float(v) for v in (st.fill if st.fill is not None else (0.0,)))
         flags = _INTERP[st.interpolation or "bilinear"]
+        border = _BORDER[st.fill_mode or "constant"]
         self.flip_only = all(lf.op.flip_axis for lf in st.leaves)  # type: ignore[attr-defined]
-        self.warp_u8 = A.Affine(interpolation=flags, border_mode=cv2.BORDER_CONSTANT,
+        self.warp_u8 = A.Affine(interpolation=flags, border_mode=border,
                                 fill=tuple(min(255.0, max(0.0, math.floor(v * 255.0 + 0.5))) for v in fill), p=1.0)
-        self.warp_f = A.Affine(interpolation=flags, border_mode=cv2.BORDER_CONSTANT, fill=fill, p=1.0)
+        self.warp_f = A.Affine(interpolation=flags, border_mode=border, fill=fill, p=1.0)
         self.hflip = A.HorizontalFlip(p=1.0)
         self.vflip = A.VerticalFlip(p=1.0)
 

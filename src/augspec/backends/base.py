@@ -121,9 +121,12 @@ class Backend:
         """Per pixel ``A x + t`` with ``A`` (N, C, C) and ``t`` (N, C)."""
         raise NotImplementedError
 
-    def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...]) -> Any:
+    def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...],
+                    fill_mode: str = "constant") -> Any:
         """Resample at ``inverse @ (j + 0.5, i + 0.5, 1)`` per output pixel (pixel-centre
-        frame, see DESIGN.md); bilinear or nearest; points outside read ``fill``."""
+        frame, see DESIGN.md); bilinear or nearest. Taps outside the image read ``fill``
+        (``fill_mode="constant"``), the nearest edge pixel (``"nearest"``: the tap index
+        clamped) or the mirrored image (``"reflect"``: index -1 reads 0, -2 reads 1)."""
         raise NotImplementedError
 
     def one_hot(self, ids: Any, k: int) -> Any:

@@ -148,7 +148,8 @@ class NumpyBackend(Backend):
         out = np.matmul(a, x.reshape(n, c, h * w)).reshape(n, c, h, w)
         return out + t[:, :, None, None]
 
-    def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...]) -> Any:
+    def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...],
+                    fill_mode: str = "constant") -> Any:
         x = self.to_nhwc(x)
         n, h, w, c = x.shape
         inv = np.asarray(inverse, dtype=np.float64)
@@ -165,9 +166,18 @@ class NumpyBackend(Backend):
         # np.take per tap is much faster than three broadcast fancy indices.
         flat = pad.reshape(-1, c)
         base = (np.arange(n, dtype=np.intp) * ((h + 2) * (w + 2)))[:, None, None]
+        def tap(i: Any, size: int) -> Any:
+            """A tap's index into the padded image (index -1 and ``size`` are the fill)."""
+            if fill_mode == "nearest":
+                i = np.clip(i, 0, size - 1)
+            elif fill_mode == "reflect":  # half-sample symmetric: period 2 size
+                i = np.mod(np.clip(i, -(1 << 40), 1 << 40), 2 * size)
+                i = np.where(i >= size, 2 * size - 1 - i, i)
+            return np.clip(i, -1, size).astype(np.intp) + 1
+
         if interpolation == "nearest":
-            ui = np.clip(np.floor(u + 0.5), -1, w).astype(np.intp) + 1
-            vi = np.clip(np.floor(v + 0.5), -1, h).astype(np.intp) + 1
+            ui = tap(np.floor(u + 0.5), w)
+            vi = tap(np.floor(v + 0.5), h)
             return self.from_nhwc(np.take(flat, base + vi * (w + 2) + ui, axis=0))
         u0 = np.floor(u)
         v0 = np.floor(v)
@@ -175,10 +185,10 @@ class NumpyBackend(Backend):
         fv = (v - v0).astype(np.float32)
         # A tap of weight exactly 0 reads the same pixel as its partner tap (same value for
         # finite inputs), so identity and whole-pixel shifts keep NaN / inf where they were.
-        ua = np.clip(u0, -1, w).astype(np.intp) + 1
-        ub = np.clip(u0 + (fu > 0), -1, w).astype(np.intp) + 1
-        ra = base + (np.clip(v0, -1, h).astype(np.intp) + 1) * (w + 2)
-        rb = base + (np.clip(v0 + (fv > 0), -1, h).astype(np.intp) + 1) * (w + 2)
+        ua = tap(u0, w)
+        ub = tap(u0 + (fu > 0), w)
+        ra = base + tap(v0, h) * (w + 2)
+        rb = base + tap(v0 + (fv > 0), h) * (w + 2)
         fu, fv = fu[..., None], fv[..., None]
         gu, gv = 1.0 - fu, 1.0 - fv
         # top = a (1 - fu) + b fu; bot likewise; out = top (1 - fv) + bot fv (in place, same arithmetic)

@@ -318,13 +318,16 @@ class TensorflowBackend(Backend):
         return (self.kernels == "native" and not self.jit and interpolation == "bilinear"
                 and len(set(float(v) for v in fill)) == 1 and not in_xla_context())
 
-    def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...]) -> Any:
+    def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...],
+                    fill_mode: str = "constant") -> Any:
         x = self.to_nhwc(x)
         n, h, w, c = self.shape(x)
         inv = tf.cast(inverse, tf.float32)
         fill = tuple(float(v) for v in fill)
+        if fill_mode != "constant":
+            fill = (0.0,)  # never read
         if self._use_native_warp(interpolation, fill):
-            return self.from_nhwc(_native_warp(x, inv, fill[0]))
+            return self.from_nhwc(_native_warp(x, inv, fill[0], fill_mode))
         jj = tf.range(w, dtype=tf.float32) + 0.5
         ii = tf.range(h, dtype=tf.float32) + 0.5
 
@@ -337,8 +340,16 @@ class TensorflowBackend(Backend):
         base = tf.reshape(tf.range(n, dtype=tf.int32) * (h * w), (n, 1, 1))
         fill_t = tf.reshape(tf.constant(fill if len(fill) == c else fill * c, tf.float32), (1, 1, 1, -1))
 
+        def mirror(i: Any, size: int) -> Any:  # half-sample symmetric: period 2 size
+            i = tf.math.floormod(self.clip(i, -1e7, 1e7), 2.0 * size)
+            return tf.where(i >= size, 2.0 * size - 1.0 - i, i)
+
         def tap(vf: Any, uf: Any) -> tuple[Any, Any]:
+            if fill_mode == "reflect":
+                uf, vf = mirror(uf, w), mirror(vf, h)
             valid = (uf >= 0.0) & (uf <= w - 1.0) & (vf >= 0.0) & (vf <= h - 1.0)
+            if fill_mode != "constant":  # "nearest": the clip below is the answer
+                valid = tf.ones_like(valid)
             ui = tf.cast(self.clip(uf, 0.0, w - 1.0), tf.int32)
             vi = tf.cast(self.clip(vf, 0.0, h - 1.0), tf.int32)
             return tf.gather(flat, base + vi * w + ui), valid
@@ -371,8 +382,11 @@ def _xla_barrier(x: Any) -> Any:
         return x
 
 
-def _native_warp(x: Any, inv: Any, fill: float) -> Any:
+def _native_warp(x: Any, inv: Any, fill: float, fill_mode: str = "constant") -> Any:
     """Bilinear warp with ImageProjectiveTransformV3 (NHWC float32, one fill value).
+    Its NEAREST and REFLECT modes map the coordinate (clamped, or mirrored about -0.5
+    and W - 0.5, then clamped), which for a linear interpolation equals our mapping
+    of the taps.
 
     That kernel maps output index (j, i) to input index ``T (j, i, 1)`` with pixel
     centres at integers; ours maps centres ``(j + 0.5, i + 0.5)``, so
@@ -385,7 +399,7 @@ def _native_warp(x: Any, inv: Any, fill: float) -> Any:
     h, w = x.shape[1], x.shape[2]
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=x, transforms=t, output_shape=tf.constant([h, w], tf.int32),
-        fill_value=tf.constant(fill, tf.float32), interpolation="BILINEAR", fill_mode="CONSTANT")
+        fill_value=tf.constant(fill, tf.float32), interpolation="BILINEAR", fill_mode=fill_mode.upper())
 
 
 # ------------------------------------------------------------------------ keys

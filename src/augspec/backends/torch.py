@@ -74,25 +74,31 @@ def to_device(t: Any, device: Any) -> Any:
 
 
 @torch.library.custom_op("augspec::grid_sample", mutates_args=())
-def _grid_sample_op(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
-    """``grid_sample`` (zeros padding, align_corners=False) as an op the compiler keeps
-    whole: on the CPU, aten's vectorized kernel beats inductor's decomposition."""
-    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+def _grid_sample_op(x: torch.Tensor, grid: torch.Tensor, mode: str, padding: str) -> torch.Tensor:
+    """``grid_sample`` (align_corners=False) as an op the compiler keeps whole: on the
+    CPU, aten's vectorized kernel beats inductor's decomposition."""
+    return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=False)
 
 
 @_grid_sample_op.register_fake
-def _(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
+def _(x: torch.Tensor, grid: torch.Tensor, mode: str, padding: str) -> torch.Tensor:
     return x.new_empty((x.shape[0], x.shape[1], grid.shape[1], grid.shape[2]))
 
 
 #: devices where a compiled pipeline keeps the warp as one extern kernel (``augspec::grid_sample``)
 EXTERN_WARP_DEVICES = {"cpu"}
 
+#: ``Affine.fill_mode`` as ``grid_sample``'s padding: with align_corners=False "border"
+#: clamps the coordinate to the edge pixels' centres, the same as clamping the taps, and
+#: "reflection" mirrors it about the image edge (-0.5, W - 0.5), the same as mirroring the
+#: taps (index -1 reads 0) of a linear interpolation
+PADDING = {"constant": "zeros", "nearest": "border", "reflect": "reflection"}
 
-def _grid_sample(x: Any, grid: Any, mode: str) -> Any:
+
+def _grid_sample(x: Any, grid: Any, mode: str, padding: str = "zeros") -> Any:
     if x.device.type in EXTERN_WARP_DEVICES and not x.requires_grad and _compiling():
-        return _grid_sample_op(x, grid, mode)
-    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+        return _grid_sample_op(x, grid, mode, padding)
+    return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=False)
 
 
 #: at most this many tensors in ``TorchBackend.asarray``'s constant cache
@@ -448,13 +454,16 @@ class TorchBackend(Backend):
         torch.addcmul(d * xs + f, ys, e, out=out[..., 1])
         return out
 
-    def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...]) -> Any:
+    def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...],
+                    fill_mode: str = "constant") -> Any:
         nchw = self.layout == "NCHW"
         xs = x if nchw else x.permute(0, 3, 1, 2)
         n, c, h, w = xs.shape
         grid = self.sample_grid(inverse, n, h, w, xs.dtype)
         mode = "nearest" if interpolation == "nearest" else "bilinear"
-        if any(v != 0.0 for v in fill):
+        if fill_mode != "constant":
+            out = _grid_sample(xs, grid, mode, PADDING[fill_mode])
+        elif any(v != 0.0 for v in fill):
             f = self.asarray(tuple(float(v) for v in fill), "float32").to(xs.dtype).reshape(1, -1, 1, 1)
             out = _grid_sample(xs - f, grid, mode) + f
         else:
@@ -754,7 +763,9 @@ class TorchPlan(Plan):
                                                                            x.device))
         mode = "nearest" if st.interpolation == "nearest" else "bilinear"
         fill = st.fill if st.fill is not None else (0.0,)
-        if any(v != 0.0 for v in fill):
+        if st.fill_mode not in (None, "constant"):
+            out = F.grid_sample(x, grid, mode=mode, padding_mode=PADDING[st.fill_mode], align_corners=False)
+        elif any(v != 0.0 for v in fill):
             f = torch.tensor([float(v) / scale for v in fill], device=x.device) if x.device.type == "cpu" else \
                 B.asarray(tuple(float(v) / scale for v in fill), "float32")
             f = f.reshape(1, -1, 1, 1)

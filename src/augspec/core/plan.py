@@ -55,6 +55,7 @@ class Stage:
     clamp: bool = False
     interpolation: str | None = None
     fill: tuple | None = None
+    fill_mode: str | None = None
 
 
 def flatten(ops: Sequence[Op]) -> tuple[list[Leaf], list[DrawSpec]]:
@@ -122,14 +123,17 @@ class Plan:
             if kind == "geometric":
                 interp = getattr(lf.op, "interpolation", None)
                 fill = getattr(lf.op, "fill", None)
+                mode = getattr(lf.op, "fill_mode", None)
                 if (last is not None and last.kind == "geometric"
                         and (interp is None or last.interpolation in (None, interp))
-                        and (fill is None or last.fill in (None, fill))):
+                        and (fill is None or last.fill in (None, fill))
+                        and (mode is None or last.fill_mode in (None, mode))):
                     last.leaves.append(lf)
                     last.interpolation = last.interpolation or interp
                     last.fill = last.fill or fill
+                    last.fill_mode = last.fill_mode or mode
                 else:
-                    stages.append(Stage("geometric", [lf], interpolation=interp, fill=fill))
+                    stages.append(Stage("geometric", [lf], interpolation=interp, fill=fill, fill_mode=mode))
             elif kind in ("color", "region", "mix") and last is not None and last.kind == kind and (
                 kind != "mix" or (lf.group is not None and lf.group == last.leaves[0].group)
             ):
@@ -192,7 +196,11 @@ class Plan:
                 mk = B.where(B.reshape(g, (-1, 1, 1)), mk, eye)
             m = mk if m is None else B.matmul(mk, m)
         fill = st.fill if st.fill is not None else (0.0,)
-        return B.warp_affine(x, affine_inverse(B, m), st.interpolation or "bilinear", fill), y
+        mode = st.fill_mode or "constant"
+        inverse = affine_inverse(B, m)
+        if mode == "constant":  # the four-argument call: backends written before fill_mode still work
+            return B.warp_affine(x, inverse, st.interpolation or "bilinear", fill), y
+        return B.warp_affine(x, inverse, st.interpolation or "bilinear", fill, mode), y
 
     def _color(self, B, st, x, y, params, ctx, fuse):
         if not fuse:

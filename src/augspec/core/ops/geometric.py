@@ -19,6 +19,9 @@ from typing import Any
 from ..random import Distribution, Uniform
 from ..spec import Context, GeometricOp, check_channels, check_choice, check_range, spec
 
+#: what a warp reads outside the image (``Affine.fill_mode``)
+FILL_MODES = ("constant", "nearest", "reflect")
+
 
 def affine_matrix(B: Any, a: Any, b: Any, c: Any, d: Any, e: Any, f: Any) -> Any:
     """Stack (N,) entries into (N, 3, 3) matrices [[a, b, c], [d, e, f], [0, 0, 1]]."""
@@ -35,6 +38,10 @@ class Affine(GeometricOp):
     (``scale=0.1`` means factors in [0.9, 1.1]) or a ``(low, high)`` range.
     ``translate_y`` (default: the range of ``translate``), ``scale_y`` (default:
     isotropic, the x factor) and ``shear_y`` (default 0) set the y axis apart.
+    ``fill_mode`` says what points outside the image read: ``"constant"`` the
+    value ``fill``; ``"nearest"`` the nearest edge pixel (a a | a b c d | d d);
+    ``"reflect"`` the image mirrored about its edge (b a | a b c d | d c), the
+    "reflect" of Keras and SciPy and OpenCV's ``BORDER_REFLECT``.
     """
 
     name = "affine"
@@ -47,6 +54,7 @@ class Affine(GeometricOp):
     shear_y: Any = 0.0
     interpolation: str = "bilinear"
     fill: Any = 0.0
+    fill_mode: str = "constant"
     p: float = 1.0
 
     def __post_init__(self) -> None:
@@ -63,6 +71,7 @@ class Affine(GeometricOp):
         s(self, "shear_y", check_range(n, "shear_y", self.shear_y, lo=-80, hi=80))
         check_choice(n, "interpolation", self.interpolation, ("bilinear", "nearest"))
         s(self, "fill", check_channels(n, "fill", self.fill))
+        check_choice(n, "fill_mode", self.fill_mode, FILL_MODES)
         self._validate_p()
 
     def draws(self) -> dict[str, Distribution]:
