@@ -336,7 +336,7 @@ def r1_keras(device: str, xs: list[np.ndarray], train: np.ndarray) -> Case:
     f = train.astype(np.float64)
     mean, var = f.mean(axis=(0, 1, 2)), f.var(axis=(0, 1, 2))
     with tf.device(dev):
-        layers = [L.RandomRotation(20 / 360, fill_mode="constant"), L.RandomTranslation(0.2, 0.2, fill_mode="constant"),
+        layers = [L.RandomRotation(20 / 360, fill_mode="nearest"), L.RandomTranslation(0.2, 0.2, fill_mode="nearest"),
                   L.RandomFlip("horizontal"), L.Normalization(mean=tuple(mean), variance=tuple(var))]
         tx = [tf.constant(x) for x in xs]
 

@@ -34,9 +34,10 @@ def r2(num_classes: int = 1000, seed: int | None = 0) -> Pipeline:
 def r1(x_train: Any = None, seed: int | None = 0) -> Pipeline:
     """R1, the seed recipe (Keras' classic ImageDataGenerator): rotation 20 degrees,
     shifts of 0.2, horizontal flip, then featurewise centring and std scaling,
-    fitted on ``x_train`` (NHWC) when given."""
+    fitted on ``x_train`` (NHWC) when given. The outside of the warped image reads
+    the nearest edge pixel, as ImageDataGenerator's default ``fill_mode`` does."""
     pipe = Pipeline([
-        Affine(rotate=20, translate=0.2),
+        Affine(rotate=20, translate=0.2, fill_mode="nearest"),
         HorizontalFlip(p=0.5),
         Standardize(featurewise_center=True, featurewise_std=True),
     ], seed=seed)
