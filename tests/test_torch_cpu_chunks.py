@@ -169,13 +169,11 @@ def test_a_released_output_is_reused_and_a_shared_one_is_not(monkeypatch):
         del out
     assert len(ptrs) <= bt.RECYCLED_OUTPUTS, "released outputs were not reused"
     out, _ = rt(x, y)
-    out.share_memory_()  # what a DataLoader worker does with a batch it returns
-    shared, copy = _storage_of(out), out.clone()
-    keep_alive = out.untyped_storage()  # the main process would map this memory
-    del out
+    out.share_memory_()  # what a DataLoader worker does with a batch it returns: the main process maps it
+    shared = _storage_of(out)
+    del out  # the worker lets go; the recycling list still holds it, so its address stays taken
     for _ in range(3):
-        assert _storage_of(rt(x, y)[0]) != shared
-    assert torch.equal(torch.tensor([], dtype=torch.float32).set_(keep_alive).reshape(copy.shape), copy)
+        assert _storage_of(rt(x, y)[0]) != shared, "an output in shared memory was written again"
 
 
 def test_outputs_are_writable_tensors_of_their_own(monkeypatch):

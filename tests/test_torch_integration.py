@@ -159,3 +159,29 @@ def test_dropout_module_gate_p():
     untouched = (out == 1).all(1)
     assert 0.3 < float(untouched.float().mean()) < 0.7
     np.testing.assert_array_equal(out[~untouched].numpy() != 0, out[~untouched].numpy() == 10)
+
+
+class _BigDS(Dataset):
+    """Images big enough (a batch of 16 is 3 MB of float32) for the CPU output recycling."""
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return torch.rand(3, 128, 128, generator=g), i % K
+
+
+def test_worker_batches_through_shared_memory_are_exact():
+    """A worker's outputs go to the main process through shared memory while the worker
+    runs on: none may be written again (recycled) after it was sent."""
+    pipe = aug.Pipeline([aug.OneOf([aug.MixUp(0.8), aug.CutMix(1.0)]), aug.LabelSmoothing(0.1)], num_classes=K, seed=3)
+    dl = DataLoader(_BigDS(), batch_size=16, num_workers=1, collate_fn=Collate(pipe), worker_init_fn=worker_init_fn,
+                    prefetch_factor=4)
+    got = [(x.clone(), y.clone()) for x, y in dl]
+    ref = Collate(pipe)
+    ref.run.worker = 1  # what worker_init_fn(0) sets in DataLoader worker 0
+    ds = _BigDS()
+    for b, (x, y) in enumerate(got):
+        ex, ey = ref([ds[i] for i in range(16 * b, 16 * b + 16)])
+        assert torch.equal(x, ex) and torch.equal(y, ey), f"batch {b}"
