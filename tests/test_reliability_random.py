@@ -350,11 +350,11 @@ def test_dataloader_workers_never_repeat_and_reproduce(persistent):
     _assert_same(a, _run_loader(7, LOADER_WORKERS, persistent))  # the whole run, again
     other = _run_loader(8, LOADER_WORKERS, persistent)
     assert not np.array_equal(a[0][1].numpy(), other[0][1].numpy())
-    if not persistent:
-        # fresh workers each epoch start from the main process' state: the documented stream
-        _replay(a, 7, lambda meta: int(meta[0, 3]), threads=1)
-        # (workers see epoch e, never each other's keys, and the main process' key is never used)
-        assert set(metas[:, 0]) == set(range(LOADER_EPOCHS))
+    # workers start each epoch at the main process' epoch, step 0 (persistent ones through the
+    # shared epoch cell): the documented stream
+    _replay(a, 7, lambda meta: int(meta[0, 3]), threads=1)
+    # (workers see epoch e, never each other's keys, and the main process' key is never used)
+    assert set(metas[:, 0]) == set(range(LOADER_EPOCHS))
 
 
 # ---------------------------------------------------------------------- tf.data
@@ -405,3 +405,49 @@ def test_tf_data_parallel_map_is_reproducible():
         xr, yr = ref(x[4 * i:4 * i + 4], y[4 * i:4 * i + 4])
         assert np.abs(xr.astype(int) - a[i][0].astype(int)).max() <= 1
         np.testing.assert_allclose(yr, a[i][1], atol=1e-5)
+
+
+def test_a_pickled_or_copied_run_keeps_its_own_epoch():
+    import copy
+    import pickle
+
+    run = aug.Pipeline([aug.Brightness(0.3)], seed=1).compile("numpy")
+    run.set_epoch(2)
+    for other in (pickle.loads(pickle.dumps(run)), copy.deepcopy(run)):
+        assert other.state == run.state
+        run.set_epoch(5)
+        assert other.state["epoch"] == 2  # not the original's cell
+        other.set_epoch(7)
+        assert run.state["epoch"] == 5
+        run.set_epoch(2)
+
+
+def test_a_forked_copy_follows_the_epoch_but_its_own_set_epoch_stays_local():
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork here")
+    run = aug.Pipeline([aug.Brightness(0.3)], seed=1).compile("numpy")
+    ctx = mp.get_context("fork")
+    go, back = ctx.Queue(), ctx.Queue()
+
+    def child():
+        for _ in range(3):
+            msg = go.get()
+            if msg == "local":
+                run.set_epoch(9)  # the child's own: not written to the shared cell
+            run.sample(1)
+            back.put((run.state["epoch"], run.state["step"]))
+
+    p = ctx.Process(target=child)
+    p.start()
+    go.put("draw")          # epoch 0, one draw
+    seen = [back.get(timeout=60)]
+    run.set_epoch(4)        # the parent moves on: the child takes it at its next draw, step restarting
+    go.put("draw")
+    seen.append(back.get(timeout=60))
+    go.put("local")         # a child's own set_epoch stays its own
+    seen.append(back.get(timeout=60))
+    p.join(60)
+    assert seen == [(0, 1), (4, 1), (9, 1)]
+    assert run.state["epoch"] == 4

@@ -185,3 +185,33 @@ def test_worker_batches_through_shared_memory_are_exact():
     for b, (x, y) in enumerate(got):
         ex, ey = ref([ds[i] for i in range(16 * b, 16 * b + 16)])
         assert torch.equal(x, ex) and torch.equal(y, ey), f"batch {b}"
+
+
+class _PlainDS(Dataset):
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return torch.rand(3, 8, 8, generator=g), i % K
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_persistent_workers_follow_set_epoch(context):
+    """``collate.set_epoch(e)`` in the main process reaches persistent workers (through the
+    run's shared epoch cell, also when the worker was spawned and rebuilt its run): each
+    epoch's batches are the ones a fresh worker would make, at (epoch e, step b, worker 1)."""
+    pipe = aug.Pipeline([aug.OneOf([aug.MixUp(0.8), aug.CutMix(1.0)])], num_classes=K, seed=11)
+    coll = Collate(pipe)
+    dl = DataLoader(_PlainDS(), batch_size=4, num_workers=1, persistent_workers=True, collate_fn=coll,
+                    worker_init_fn=worker_init_fn, multiprocessing_context=context)
+    got = []
+    for e in (0, 3, 4):
+        coll.set_epoch(e)
+        got.append([(x.clone(), y.clone()) for x, y in dl])
+    ref, ds = Collate(pipe), _PlainDS()
+    for e, batches in zip((0, 3, 4), got):
+        for b, (x, y) in enumerate(batches):
+            ref.run.set_state(epoch=e, step=b, worker=1)
+            ex, ey = ref([ds[i] for i in range(4 * b, 4 * b + 4)])
+            assert torch.equal(x, ex) and torch.equal(y, ey), (e, b)

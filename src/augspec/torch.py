@@ -162,8 +162,13 @@ class Collate:
         self.run.set_epoch(epoch)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline.to_dict(), "collate": self.collate, "options": self.options,
-                "state": self.run.state}
+        import multiprocessing.context
+
+        d = {"pipeline": self.pipeline.to_dict(), "collate": self.collate, "options": self.options,
+             "state": self.run.state}
+        if multiprocessing.context.get_spawning_popen() is not None:  # a spawned worker: follow our epoch
+            d["epoch_cell"] = self.run._epoch_cell
+        return d
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         self.pipeline = Pipeline.from_dict(d["pipeline"])
@@ -173,6 +178,9 @@ class Collate:
         st = dict(d["state"])
         self.run.seed = st.pop("seed")
         self.run.set_state(**st)
+        if d.get("epoch_cell") is not None:
+            self.run.share_epoch_of(d["epoch_cell"])
+            self.run._cell_seen = self.run.epoch  # the state above is that epoch's already
         track(self)
 
 

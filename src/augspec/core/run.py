@@ -4,6 +4,11 @@ One call draws its params from the key ``(seed, epoch, step, rank, worker)``
 and then applies them deterministically. ``step`` counts the calls (and
 ``sample`` calls) since ``set_epoch``; ``set_state`` resumes anywhere.
 
+The epoch also lives in a small shared-memory cell made with the run: a copy of
+the run in a process forked or spawned from the one that made it (a DataLoader
+worker, persistent or not) takes a new epoch set in that process at its next
+draw, and restarts its step there, as a fresh worker would.
+
 Conventions: a 3-D input is one image and comes back 3-D; an empty batch comes
 back empty; uint8 stays uint8 (rounded half up, clamped) unless the pipeline
 leaves [0, 1] (Normalize, Standardize, ZCA, Rescale, Dropout), then it comes
@@ -14,6 +19,7 @@ class ids ``(N,)`` or soft ``(N, K)``; with a label-changing op they come back
 
 from __future__ import annotations
 
+import multiprocessing
 import operator
 import os
 from collections.abc import Mapping
@@ -29,6 +35,14 @@ IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
 
 def _fresh_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 1
+
+
+def _shared_epoch(epoch: int) -> Any:
+    """A shared-memory int64 holding the epoch, or None where there is no shared memory."""
+    try:
+        return multiprocessing.RawValue("q", epoch)
+    except (OSError, ValueError, ImportError):  # pragma: no cover - no /dev/shm or no mmap here
+        return None
 
 
 def _state_int(name: str, v: Any) -> int:
@@ -59,17 +73,56 @@ class Run:
         self.epoch, self.step = _state_int("epoch", epoch), 0
         self.rank, self.worker = _state_int("rank", rank), _state_int("worker", worker)
         self._eval_plan: Plan | None = None
+        self._own_epoch_cell()
 
     # ------------------------------------------------------------------ state
+    def _own_epoch_cell(self) -> None:
+        """A new shared epoch cell, written by this process only."""
+        self._epoch_cell, self._cell_owner, self._cell_seen = _shared_epoch(self.epoch), os.getpid(), self.epoch
+
+    def share_epoch_of(self, other: Run | Any) -> None:
+        """Follow the epoch that ``other`` (a run, or its ``_epoch_cell``) is set to in the
+        process that made it (a spawned DataLoader worker rebuilding its run)."""
+        cell = getattr(other, "_epoch_cell", other)
+        self._epoch_cell, self._cell_owner, self._cell_seen = cell, -1, None
+
+    def _publish_epoch(self) -> None:
+        if self._epoch_cell is not None and os.getpid() == self._cell_owner:
+            self._epoch_cell.value = self.epoch
+            self._cell_seen = self.epoch
+
+    def _sync_epoch(self) -> None:
+        """Take an epoch set in the process that made the run (see the module notes)."""
+        cell = self._epoch_cell
+        if cell is None or os.getpid() == self._cell_owner:
+            return
+        v = cell.value
+        if v != self._cell_seen:
+            self._cell_seen = v
+            self.set_epoch(v)
+
+    def __getstate__(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        if multiprocessing.context.get_spawning_popen() is None:
+            d["_epoch_cell"] = None  # a pickle or a copy: a run of its own from now on
+        return d
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        if self._epoch_cell is None:
+            self._own_epoch_cell()
+
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch``: the step counter restarts at 0."""
         self.epoch, self.step = _state_int("epoch", epoch), 0
+        self._publish_epoch()
 
     def set_state(self, *, epoch: int | None = None, step: int | None = None, rank: int | None = None,
                   worker: int | None = None) -> None:
         """Resume at (epoch, step), or move to another rank or data-loader worker."""
         if epoch is not None:
             self.epoch = _state_int("epoch", epoch)
+            self._publish_epoch()
         if step is not None:
             self.step = _state_int("step", step)
         if rank is not None:
@@ -79,9 +132,11 @@ class Run:
 
     @property
     def state(self) -> dict[str, int]:
+        self._sync_epoch()
         return {"seed": self.seed, "epoch": self.epoch, "step": self.step, "rank": self.rank, "worker": self.worker}
 
     def key(self) -> tuple[int, int]:
+        self._sync_epoch()
         return derive_key(self.seed, self.epoch, self.step, self.rank, self.worker)
 
     # ---------------------------------------------------------------- calling
