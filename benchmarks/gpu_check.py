@@ -79,6 +79,7 @@ def agreement(dev: torch.device) -> list[str]:
         ("affine", [aug.Affine(rotate=30, translate=0.1, scale=0.2, shear=10)], "warp"),
         ("affine_fill_p", [aug.Affine(rotate=25, fill=(0.2, 0.5, 0.8), p=0.7), aug.HorizontalFlip()], "warp"),
         ("affine_edge", [aug.Affine(rotate=40, translate=0.4, scale=(0.4, 1.6), fill_mode="nearest")], "edge"),
+        ("nearest_ties", [aug.Affine(scale=(0.5, 0.5), interpolation="nearest", fill_mode="reflect")], "pixel"),
         ("affine_reflect", [aug.Affine(rotate=40, translate=0.6, scale=(0.3, 1.6), fill_mode="reflect")], "edge"),
         ("flips", [aug.HorizontalFlip(), aug.VerticalFlip()], "pixel"),
         ("color_jitter", [aug.ColorJitter(0.4, 0.4, 0.4, 0.1)], "pixel"),

@@ -95,6 +95,36 @@ EXTERN_WARP_DEVICES = {"cpu"}
 PADDING = {"constant": "zeros", "nearest": "border", "reflect": "reflection"}
 
 
+def _warp_nearest(x: Any, inverse: Any, fill: Any, fill_mode: str) -> Any:
+    """Nearest-pixel warp of NCHW ``x`` by gathering, with the reference's rule exactly:
+    the source index is ``floor(u + 1/2)`` of the float64 continuous index ``u``
+    (ties round up; ``grid_sample`` rounds them to even), mapped by ``fill_mode``;
+    ``fill`` (C,) is read outside the image in "constant" mode."""
+    n, c, h, w = x.shape
+    inv = inverse.to(torch.float64)
+    jj = torch.arange(w, device=x.device, dtype=torch.float64) + 0.5
+    ii = torch.arange(h, device=x.device, dtype=torch.float64) + 0.5
+
+    def index(r: int, size: int) -> tuple[Any, Any]:
+        s = inv[:, r, 0, None, None] * jj[None, None, :] + inv[:, r, 1, None, None] * ii[None, :, None] + inv[:, r, 2, None, None]
+        i = torch.floor((s - 0.5) + 0.5)
+        if fill_mode == "nearest":
+            i = i.clamp(0, size - 1)
+        elif fill_mode == "reflect":  # half-sample symmetric: period 2 size
+            i = torch.remainder(i.clamp(-(2.0 ** 40), 2.0 ** 40), 2 * size)
+            i = torch.where(i >= size, 2 * size - 1 - i, i)
+        valid = (i >= 0) & (i <= size - 1)
+        return i.clamp(0, size - 1).to(torch.int64), valid
+
+    ui, uvalid = index(0, w)
+    vi, vvalid = index(1, h)
+    idx = (vi * w + ui).reshape(n, 1, h * w).expand(n, c, h * w)
+    out = torch.gather(x.reshape(n, c, h * w), 2, idx).view(n, c, h, w)
+    if fill_mode == "constant":
+        out = torch.where((uvalid & vvalid)[:, None], out, fill.to(out.dtype).reshape(1, -1, 1, 1))
+    return out
+
+
 def _grid_sample(x: Any, grid: Any, mode: str, padding: str = "zeros") -> Any:
     if x.device.type in EXTERN_WARP_DEVICES and not x.requires_grad and _compiling():
         return _grid_sample_op(x, grid, mode, padding)
@@ -459,8 +489,12 @@ class TorchBackend(Backend):
         nchw = self.layout == "NCHW"
         xs = x if nchw else x.permute(0, 3, 1, 2)
         n, c, h, w = xs.shape
-        grid = self.sample_grid(inverse, n, h, w, xs.dtype)
         mode = "nearest" if interpolation == "nearest" else "bilinear"
+        if mode == "nearest":
+            fv = self.asarray(tuple(float(v) for v in fill), "float32")
+            out = _warp_nearest(xs, inverse, fv.expand(c) if fv.numel() == 1 else fv, fill_mode)
+            return out if nchw else out.permute(0, 2, 3, 1)
+        grid = self.sample_grid(inverse, n, h, w, xs.dtype)
         if fill_mode != "constant":
             out = _grid_sample(xs, grid, mode, PADDING[fill_mode])
         elif any(v != 0.0 for v in fill):
@@ -759,10 +793,13 @@ class TorchPlan(Plan):
             m = mk if m is None else torch.matmul(mk, m)
         inv = affine_inverse(B, m)
         n, c, h, w = x.shape
-        grid = B.sample_grid(inv, n, h, w, torch.float32, out=self.buffers.get("grid", (n, h, w, 2), torch.float32,
-                                                                           x.device))
         mode = "nearest" if st.interpolation == "nearest" else "bilinear"
         fill = st.fill if st.fill is not None else (0.0,)
+        if mode == "nearest":
+            fv = B.asarray(tuple(float(v) / scale for v in fill), "float32")
+            return _warp_nearest(x, inv, fv.expand(c) if fv.numel() == 1 else fv, st.fill_mode or "constant"), y, scale, True
+        grid = B.sample_grid(inv, n, h, w, torch.float32, out=self.buffers.get("grid", (n, h, w, 2), torch.float32,
+                                                                           x.device))
         if st.fill_mode not in (None, "constant"):
             out = F.grid_sample(x, grid, mode=mode, padding_mode=PADDING[st.fill_mode], align_corners=False)
         elif any(v != 0.0 for v in fill):
