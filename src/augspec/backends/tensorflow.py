@@ -355,7 +355,16 @@ class TensorflowBackend(Backend):
             return tf.gather(flat, base + vi * w + ui), valid
 
         if interpolation == "nearest":
-            g, valid = tap(tf.math.floor(v + 0.5), tf.math.floor(u + 0.5))
+            # the reference's float64 index, so ties and near-ties pick the same pixel
+            inv64 = tf.cast(inverse, tf.float64)
+            jj64, ii64 = tf.cast(jj, tf.float64), tf.cast(ii, tf.float64)
+
+            def coord64(r: int) -> Any:
+                s = (inv64[:, r, 0, None, None] * jj64[None, None, :] + inv64[:, r, 1, None, None] * ii64[None, :, None]
+                     + inv64[:, r, 2, None, None])
+                return tf.cast(tf.math.floor((s - 0.5) + 0.5), tf.float32)  # small integers: exact in float32
+
+            g, valid = tap(coord64(1), coord64(0))
             return self.from_nhwc(tf.where(valid[..., None], g, fill_t))
         u0, v0 = tf.math.floor(u), tf.math.floor(v)
         fu, fv = u - u0, v - v0
