@@ -558,8 +558,16 @@ def _storage_refs(outputs: list[Any], i: int) -> tuple[int, int, int, int]:
     return sys.getrefcount(outputs[i]), outputs[i]._use_count(), sys.getrefcount(st), torch._C._storage_Use_Count(st._cdata)
 
 
-#: the counts of a tensor that only a list references (measured: they differ across torch versions)
-_UNREFERENCED = _storage_refs([torch.empty(1)], 0)
+def _unreferenced() -> tuple[int, int, int, int] | None:
+    """The counts of a tensor that only a list references (measured: they differ across torch
+    versions); None where this torch lacks the private counters (then nothing is reused)."""
+    try:
+        return _storage_refs([torch.empty(1)], 0)
+    except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - another torch
+        return None
+
+
+_UNREFERENCED = _unreferenced()
 
 
 def _released(outputs: list[Any], i: int, shape: tuple[int, ...]) -> bool:
@@ -572,7 +580,7 @@ def _released(outputs: list[Any], i: int, shape: tuple[int, ...]) -> bool:
     contiguous float32 tensor of that shape at the start of its own storage, outside
     autograd, and an inference tensor only inside ``torch.inference_mode``."""
     t = outputs[i]
-    if (t.shape != shape or t.dtype != torch.float32 or t.requires_grad or t.storage_offset() != 0
+    if _UNREFERENCED is None or (t.shape != shape or t.dtype != torch.float32 or t.requires_grad or t.storage_offset() != 0
             or not t.is_contiguous() or t.is_inference() != torch.is_inference_mode_enabled()):
         return False
     del t
