@@ -64,6 +64,13 @@ def test_soak_torch_1000_calls():
     _check(_soak("torch", CALLS, size=8, batch=2), CALLS)
 
 
+@pytest.mark.skipif(not _available("torch"), reason="torch not available")
+def test_soak_torch_chunked_and_recycled_outputs():
+    """A batch big enough for the CPU chunks (7 MB of float32) and the output recycling:
+    memory stays flat over 300 calls (the soak drops each output before the next call)."""
+    _check(_soak("torch", 300, size=128, batch=36, warmup=30), 300)
+
+
 @pytest.mark.skipif(not _available("albumentations"), reason="albumentations not available")
 def test_soak_albumentations_1000_calls():
     _check(_soak("albumentations", CALLS, size=8, batch=2), CALLS)
