@@ -331,11 +331,10 @@ class TensorflowBackend(Backend):
         jj = tf.range(w, dtype=tf.float32) + 0.5
         ii = tf.range(h, dtype=tf.float32) + 0.5
 
-        def coord(r: int) -> Any:
-            return (inv[:, r, 0, None, None] * jj[None, None, :] + inv[:, r, 1, None, None] * ii[None, :, None]
-                    + inv[:, r, 2, None, None] - 0.5)
+        def coord(r: int, m: Any = inv, j: Any = jj, i: Any = ii) -> Any:
+            return m[:, r, 0, None, None] * j[None, None, :] + m[:, r, 1, None, None] * i[None, :, None] + m[:, r, 2, None, None]
 
-        u, v = coord(0), coord(1)  # (N, H, W) continuous column / row index
+        u, v = coord(0) - 0.5, coord(1) - 0.5  # (N, H, W) continuous column / row index
         flat = tf.reshape(x, (n * h * w, c))
         base = tf.reshape(tf.range(n, dtype=tf.int32) * (h * w), (n, 1, 1))
         fill_t = tf.reshape(tf.constant(fill if len(fill) == c else fill * c, tf.float32), (1, 1, 1, -1))
@@ -356,15 +355,12 @@ class TensorflowBackend(Backend):
 
         if interpolation == "nearest":
             # the reference's float64 index, so ties and near-ties pick the same pixel
-            inv64 = tf.cast(inverse, tf.float64)
-            jj64, ii64 = tf.cast(jj, tf.float64), tf.cast(ii, tf.float64)
+            f64 = (tf.cast(inverse, tf.float64), tf.cast(jj, tf.float64), tf.cast(ii, tf.float64))
 
-            def coord64(r: int) -> Any:
-                s = (inv64[:, r, 0, None, None] * jj64[None, None, :] + inv64[:, r, 1, None, None] * ii64[None, :, None]
-                     + inv64[:, r, 2, None, None])
-                return tf.cast(tf.math.floor((s - 0.5) + 0.5), tf.float32)  # small integers: exact in float32
+            def index(r: int) -> Any:  # small integers: exact in float32
+                return tf.cast(tf.math.floor((coord(r, *f64) - 0.5) + 0.5), tf.float32)
 
-            g, valid = tap(coord64(1), coord64(0))
+            g, valid = tap(index(1), index(0))
             return self.from_nhwc(tf.where(valid[..., None], g, fill_t))
         u0, v0 = tf.math.floor(u), tf.math.floor(v)
         fu, fv = u - u0, v - v0

@@ -131,6 +131,25 @@ def _grid_sample(x: Any, grid: Any, mode: str, padding: str = "zeros") -> Any:
     return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=False)
 
 
+def _resample(B: Any, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...], fill_mode: str,
+              grid_out: Any = None) -> Any:
+    """NCHW ``x`` sampled at the pixel-frame ``inverse`` (the warp of both the generic
+    and the eager path): nearest by gathering (``_warp_nearest``), bilinear with
+    ``grid_sample`` (its padding for "nearest" / "reflect", a fill ``f`` as
+    ``warp(x - f) + f``). ``grid_out`` is a buffer for the grid."""
+    n, c, h, w = x.shape
+    if interpolation == "nearest":
+        fv = B.asarray(tuple(float(v) for v in fill), "float32")
+        return _warp_nearest(x, inverse, fv.expand(c) if fv.numel() == 1 else fv, fill_mode)
+    grid = B.sample_grid(inverse, n, h, w, x.dtype, out=grid_out)
+    if fill_mode != "constant":
+        return _grid_sample(x, grid, "bilinear", PADDING[fill_mode])
+    if any(v != 0.0 for v in fill):
+        f = B.asarray(tuple(float(v) for v in fill), "float32").to(x.dtype).reshape(1, -1, 1, 1)
+        return _grid_sample(x - f, grid, "bilinear").add_(f)
+    return _grid_sample(x, grid, "bilinear")
+
+
 #: at most this many tensors in ``TorchBackend.asarray``'s constant cache
 _CONST_ENTRIES = 256
 
@@ -488,22 +507,10 @@ class TorchBackend(Backend):
                     fill_mode: str = "constant") -> Any:
         nchw = self.layout == "NCHW"
         xs = x if nchw else x.permute(0, 3, 1, 2)
-        n, c, h, w = xs.shape
-        mode = "nearest" if interpolation == "nearest" else "bilinear"
-        if mode == "nearest":
-            fv = self.asarray(tuple(float(v) for v in fill), "float32")
-            out = _warp_nearest(xs, inverse, fv.expand(c) if fv.numel() == 1 else fv, fill_mode)
-            return out if nchw else out.permute(0, 2, 3, 1)
-        grid = self.sample_grid(inverse, n, h, w, xs.dtype)
-        if fill_mode != "constant":
-            out = _grid_sample(xs, grid, mode, PADDING[fill_mode])
-        elif any(v != 0.0 for v in fill):
-            f = self.asarray(tuple(float(v) for v in fill), "float32").to(xs.dtype).reshape(1, -1, 1, 1)
-            out = _grid_sample(xs - f, grid, mode) + f
-        else:
-            out = _grid_sample(xs, grid, mode)
-        # the identity reproduces the pixels exactly (grid_sample's normalized frame is off by an ulp)
-        out = torch.where(_is_identity(inverse).reshape(-1, 1, 1, 1), xs, out)
+        out = _resample(self, xs, inverse, interpolation, fill, fill_mode)
+        if interpolation != "nearest":
+            # the identity reproduces the pixels exactly (grid_sample's normalized frame is off by an ulp)
+            out = torch.where(_is_identity(inverse).reshape(-1, 1, 1, 1), xs, out)
         return out if nchw else out.permute(0, 2, 3, 1)
 
 
@@ -629,7 +636,7 @@ class _Buffers(threading.local):
         return t
 
     def get(self, tag: str, like_shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
-        key = (tag, like_shape, dtype, device, torch.is_inference_mode_enabled())
+        key = (tag, like_shape, dtype, device, _mode())
         t = self.slots.get(key)
         if t is None:
             if len(self.slots) > 16:
@@ -740,12 +747,7 @@ class TorchPlan(Plan):
         keys = [d.key for d in self.sampler.draws]
         scale = 1.0
         for lo, hi in zip(bounds[:-1], bounds[1:]):
-            xc = x[lo:hi]
-            if dtype == "float32":
-                xf, scale, owned = xc, 1.0, False
-            else:
-                xf = self.buffers.get("in", tuple(xc.shape), torch.float32, xc.device).copy_(xc)
-                scale, owned = (1.0 / 255.0 if dtype == "uint8" else 1.0), True
+            xf, scale, owned = self.as_float(x[lo:hi], dtype)
             pc = {key: params[key][lo:hi] for key in keys}
             cc = Context(hi - lo, ctx.height, ctx.width, ctx.channels, ctx.num_classes)
             _, _, scale = self.run(B, xf, scale, owned, None, pc, cc, fuse, True, stages=(0, k), out=dest[lo:hi])
@@ -754,6 +756,15 @@ class TorchPlan(Plan):
             y = self._mix_chunked(B, mix, dest, out, y, params, ctx, bounds)
             dest, k = out, k + 1
         return self.run(B, dest, scale, True, y, params, ctx, fuse, fresh_out, stages=(k, len(self.stages)))
+
+    def as_float(self, x: Any, dtype: str) -> tuple[Any, float, bool]:
+        """(xf, scale, owned): float32 images whose value is ``scale * xf``; a uint8 or
+        other input is copied into a private buffer unscaled (the 1/255 is folded into
+        the first linear stage), a float32 input is used as it is (not owned)."""
+        if dtype == "float32":
+            return x, 1.0, False
+        xf = self.buffers.get("in", tuple(x.shape), torch.float32, x.device).copy_(x)
+        return xf, (1.0 / 255.0 if dtype == "uint8" else 1.0), True
 
     def _run_stages(self, B, x, scale, owned, y, params, ctx, fuse, fresh_out, lo, hi):
         for i in range(lo, hi):
@@ -801,24 +812,12 @@ class TorchPlan(Plan):
             m = mk if m is None else torch.matmul(mk, m)
         inv = affine_inverse(B, m)
         n, c, h, w = x.shape
-        mode = "nearest" if st.interpolation == "nearest" else "bilinear"
-        fill = st.fill if st.fill is not None else (0.0,)
-        if mode == "nearest":
-            fv = B.asarray(tuple(float(v) / scale for v in fill), "float32")
-            return _warp_nearest(x, inv, fv.expand(c) if fv.numel() == 1 else fv, st.fill_mode or "constant"), y, scale, True
-        grid = B.sample_grid(inv, n, h, w, torch.float32, out=self.buffers.get("grid", (n, h, w, 2), torch.float32,
-                                                                           x.device))
-        if st.fill_mode not in (None, "constant"):
-            out = F.grid_sample(x, grid, mode=mode, padding_mode=PADDING[st.fill_mode], align_corners=False)
-        elif any(v != 0.0 for v in fill):
-            f = torch.tensor([float(v) / scale for v in fill], device=x.device) if x.device.type == "cpu" else \
-                B.asarray(tuple(float(v) / scale for v in fill), "float32")
-            f = f.reshape(1, -1, 1, 1)
-            out = F.grid_sample(x - f, grid, mode=mode, padding_mode="zeros", align_corners=False)
-            out.add_(f)
-        else:
-            out = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
-        if all(lf.gates for lf in st.leaves):  # gated off everywhere: the exact input, as in the reference
+        interp = st.interpolation or "bilinear"
+        fill = tuple(float(v) / scale for v in (st.fill if st.fill is not None else (0.0,)))  # x holds value / scale
+        grid = None if interp == "nearest" else self.buffers.get("grid", (n, h, w, 2), torch.float32, x.device)
+        out = _resample(B, x, inv, interp, fill, st.fill_mode or "constant", grid_out=grid)
+        if interp != "nearest" and all(lf.gates for lf in st.leaves):
+            # gated off everywhere: the exact input, as in the reference
             torch.where(_is_identity(inv).reshape(-1, 1, 1, 1), x, out, out=out)
         return out, y, scale, True
 
@@ -1216,12 +1215,7 @@ class TorchRun(Run):
         if res is not None:
             xo, yo, scale = res
         else:
-            if dtype == "float32":
-                xf, scale, owned = x, 1.0, False
-            else:
-                buf = plan.buffers.get("in", tuple(x.shape), torch.float32, x.device)
-                xf = buf.copy_(x)
-                scale, owned = (1.0 / 255.0 if dtype == "uint8" else 1.0), True
+            xf, scale, owned = plan.as_float(x, dtype)
             xo, yo, scale = plan.run(B, xf, scale, owned, y, params, ctx, self.fuse, fresh_out)
         private = xo.data_ptr() in plan._buffer_ptrs()
         is_input = xo.data_ptr() == x.data_ptr()
