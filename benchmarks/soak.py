@@ -170,13 +170,10 @@ def run_in_subprocess(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    from augspec.bench import cpu_name
+
     when = datetime.datetime.now().astimezone().strftime("%a %b %d %H:%M:%S %Z %Y")
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_name()
     lines = [
         f"Machine: {cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}; date: {when}.",
         f"Recipe R2 (`augspec.recipes.r2()`, K = 1000), batch {args.batch} of {args.size} x {args.size} RGB uint8, "

@@ -487,16 +487,19 @@ def run_bench(recipes: Sequence[str] = ("R2", "R1"), device: str = "cpu", batch:
     return results
 
 
-def machine() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` says)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
     except OSError:
         pass
+    return cpu
+
+
+def machine() -> str:
+    cpu = cpu_name()
     gpu = ""
     try:
         if "torch" in sys.modules:
