@@ -15,7 +15,6 @@ import pathlib
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 
 import numpy as np
@@ -252,20 +251,19 @@ def test_reasonable_nesting_still_loads():
     assert aug.from_dict(aug.to_dict(pipe)) == pipe
 
 
-def test_yaml_alias_bomb_is_refused_fast():
+def test_yaml_alias_bomb_is_refused_fast(monkeypatch):
     doc = "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
     for i in range(1, 9):  # 10**9 leaves once expanded
         doc += f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n"
+    # the walk stops at the node cap, not after expanding the tree: with a small cap the
+    # refusal names that cap (no clock: an exponential walk would not finish at all)
+    monkeypatch.setattr(serialize, "MAX_NODES", 5_000)
     for doc_ in (f"version: 1\ntype: cutout\n{doc}fill: *a8\n",
                  f"version: 1\ntype: pipeline\nops: []\n{doc}"):
-        t0 = time.perf_counter()
         with pytest.raises(aug.ConfigError) as ei:
             aug.from_yaml(doc_)
-        assert "more than" in str(ei.value)
+        assert "more than 5000 values" in str(ei.value)
         assert len(str(ei.value)) < 2000, "the error message must not expand the tree"
-        # Not a timing assertion on speed, a guard against an exponential walk (10**9 nodes
-        # would take many minutes); generous enough for a loaded CI machine.
-        assert time.perf_counter() - t0 < 30
 
 
 def test_huge_numbers_are_refused():
