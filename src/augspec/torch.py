@@ -180,7 +180,6 @@ class Collate:
         self.run.set_state(**st)
         if d.get("epoch_cell") is not None:
             self.run.share_epoch_of(d["epoch_cell"])
-            self.run._cell_seen = self.run.epoch  # the state above is that epoch's already
         track(self)
 
 

@@ -81,10 +81,11 @@ class Run:
         self._epoch_cell, self._cell_owner, self._cell_seen = _shared_epoch(self.epoch), os.getpid(), self.epoch
 
     def share_epoch_of(self, other: Run | Any) -> None:
-        """Follow the epoch that ``other`` (a run, or its ``_epoch_cell``) is set to in the
-        process that made it (a spawned DataLoader worker rebuilding its run)."""
+        """From now on, follow the epochs that ``other`` (a run, or its ``_epoch_cell``) is
+        set to in the process that made it (a spawned DataLoader worker rebuilding its run)."""
         cell = getattr(other, "_epoch_cell", other)
-        self._epoch_cell, self._cell_owner, self._cell_seen = cell, -1, None
+        self._epoch_cell, self._cell_owner = cell, -1
+        self._cell_seen = None if cell is None else cell.value
 
     def _publish_epoch(self) -> None:
         if self._epoch_cell is not None and os.getpid() == self._cell_owner:
