@@ -65,7 +65,13 @@ def ref_bits(counter, key):
 
 
 def np_key(k):
-    return (np.int64(k[0]), np.int64(k[1]))
+    return (np.asarray(k[0], np.uint32), np.asarray(k[1], np.uint32))
+
+
+def words(counters):
+    """int counters ``slot * 2**32 + index`` as the (2, n) uint32 words the generator reads."""
+    c = np.asarray(counters, np.uint64)
+    return np.stack([(c & M32).astype(np.uint32), (c >> np.uint64(32)).astype(np.uint32)])
 
 
 def draw(dist, n, key=(12345, 678), hwc=None):
@@ -99,14 +105,14 @@ def test_derive_key_defaults_and_distinctness():
 def test_random_bits_match_the_reference_bit_for_bit():
     key = derive_key(7, 1, 2)
     counters = np.array([0, 1, 2, 3, 1000, (5 << 32) + 17, (123 << 32) + 2**31, 2**40 - 1], np.int64)
-    got = random_bits(B, counters, np_key(key))
-    assert got.dtype == np.int64
+    got = random_bits(B, words(counters), np_key(key))
+    assert got.dtype == np.uint32  # 32-bit unsigned arithmetic only
     assert got.tolist() == [ref_bits(int(c), key) for c in counters]
 
 
 def test_uniform_bits_are_uniform():
     n = 1 << 18
-    bits = random_bits(B, np.arange(n, dtype=np.int64), np_key(derive_key(99)))
+    bits = random_bits(B, words(np.arange(n)), np_key(derive_key(99)))
     assert bits.min() >= 0 and bits.max() <= M32
     # every bit is set half of the time
     freq = np.array([((bits >> b) & 1).mean() for b in range(32)])
@@ -125,7 +131,7 @@ def test_uniform_bits_are_uniform():
 
 
 def test_neighbouring_keys_give_unrelated_streams():
-    c = np.arange(1 << 14, dtype=np.int64)
+    c = words(np.arange(1 << 14))
     a = bits_to_uniform(B, random_bits(B, c, np_key(derive_key(0, 0, 0))))
     b = bits_to_uniform(B, random_bits(B, c, np_key(derive_key(0, 0, 1))))
     assert abs(np.corrcoef(a, b)[0, 1]) < 0.03
@@ -247,8 +253,9 @@ def test_same_key_same_draws_and_counters_vector():
         np.testing.assert_array_equal(a[k], b[k])
         np.testing.assert_array_equal(a[k], c[k])
     cnt = s.counters_numpy(7, (2, 3, 3))
-    assert cnt.dtype == np.int64 and len(np.unique(cnt)) == len(cnt)  # every value its own counter
-    assert set((cnt >> 32).tolist()) == {0, 1, 2, 3, 4}  # the slot in the high word
+    assert cnt.dtype == np.uint32 and cnt.shape[0] == 2
+    assert len({(int(i), int(slot)) for i, slot in cnt.T}) == cnt.shape[1]  # every value its own counter
+    assert set(cnt[1].tolist()) == {0, 1, 2, 3, 4}  # the slot in the second word
 
 
 def test_different_slots_give_different_values():

@@ -24,7 +24,7 @@ def _err(msg: str) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .plugins.manager import list_backends, list_ops, plugin_errors
+    from .core.registry import list_backends, list_ops, plugin_errors
 
     ops = list_ops()
     print(f"ops ({len(ops)}):")
@@ -50,8 +50,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _print_rows(result: object) -> int:
+    from .core.registry import list_backends
     from .demo import summary_line
-    from .plugins.manager import list_backends
 
     rows = result.rows  # type: ignore[attr-defined]
     print(f"wrote {Path(result.path).resolve()}")  # type: ignore[attr-defined]

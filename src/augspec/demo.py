@@ -267,7 +267,7 @@ def compare(row: Row, ref: Row) -> None:
 
 def available_backends() -> list[str]:
     """Names of the registered backends whose framework is installed, NumPy first."""
-    from .plugins.manager import list_backends
+    from .core.registry import list_backends
 
     names = [b.name for b in list_backends() if b.available]
     return sorted(names, key=lambda n: (n != "numpy", n))

@@ -21,7 +21,7 @@ from ..core.errors import InputTypeError
 from .base import Backend
 
 _DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "uint8": np.uint8,
-           "bool": np.bool_, "float16": np.float16, "int32": np.int32}
+           "bool": np.bool_, "float16": np.float16, "int32": np.int32, "uint32": np.uint32}
 
 
 class NumpyBackend(Backend):
@@ -124,13 +124,13 @@ class NumpyBackend(Backend):
         return np.take(x, idx, axis=0)
 
     def bitxor(self, a: Any, b: Any) -> Any:
-        return np.bitwise_xor(a, np.int64(b) if isinstance(b, int) else b)
-
-    def bitand(self, a: Any, b: Any) -> Any:
-        return np.bitwise_and(a, np.int64(b) if isinstance(b, int) else b)
+        return np.bitwise_xor(a, np.uint32(b) if isinstance(b, int) else b)
 
     def shr(self, a: Any, n: int) -> Any:
-        return np.right_shift(a, np.int64(n))
+        return np.right_shift(a, np.uint32(n))
+
+    def mul32(self, a: Any, c: int) -> Any:
+        return np.multiply(a, np.uint32(c))  # uint32 arithmetic wraps modulo 2**32
 
     # ---------------------------------------------------------------- images
     def flip(self, x: Any, axis: str) -> Any:

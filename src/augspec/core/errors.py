@@ -45,3 +45,7 @@ class ConfigError(AugspecError, ValueError):
 
 class ConfigTypeError(AugspecError, TypeError):
     """A serialized pipeline with a value of the wrong type."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load or register; the others went on."""

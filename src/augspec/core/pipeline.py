@@ -52,9 +52,9 @@ class Pipeline(Op):
         return iter(self.ops)
 
     def compile(self, backend: str = "numpy", **options: Any) -> Any:
-        """Compile for a backend: "numpy", "torch", "tensorflow", "albumentations",
-        a plugin's, or "auto" (chosen by the type of the first images)."""
-        from ..plugins.manager import compile_pipeline
+        """Compile for a backend: "numpy", "torch", "tensorflow", "jax", "albumentations",
+        a plugin's, "auto" (chosen by the type of the first images), or a backend object."""
+        from .registry import compile_pipeline
 
         return compile_pipeline(self, backend, **options)
 
@@ -62,7 +62,7 @@ class Pipeline(Op):
         """Fit every Standardize / ZCAWhitening on ``x`` (a NumPy-convertible batch)
         as it arrives at that op: the deterministic ops before it are applied, the
         random ones are skipped. Returns ``self``, now fitted."""
-        from ..backends.numpy import NumpyBackend
+        from .registry import load_backend
 
         if layout not in ("NHWC", "NCHW"):
             raise SpecError(f"Pipeline.fit: layout={layout!r} is not 'NHWC' or 'NCHW'")
@@ -74,7 +74,7 @@ class Pipeline(Op):
         if layout == "NCHW":
             a = a.transpose(0, 2, 3, 1)
         cur = a.astype(np.float64) / (255.0 if a.dtype == np.uint8 else 1.0)
-        B = NumpyBackend("NHWC")
+        B = load_backend("numpy", layout="NHWC")
         new_ops = []
         for op in self.ops:
             if isinstance(op, FitOp):

@@ -25,7 +25,8 @@ from typing import Any
 
 from .errors import SpecError
 from .random import Bernoulli, DrawSpec, Sampler
-from .spec import ColorOp, Context, FitOp, Op
+from .registry import op_kind
+from .spec import Context, FitOp, Op
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,7 @@ def flatten(ops: Sequence[Op]) -> tuple[list[Leaf], list[DrawSpec]]:
 
 
 def _kind(op: Op) -> str:
-    if isinstance(op, ColorOp):
-        return "color" if op.linear else "pixel"
-    return op.family
+    return op_kind(op)
 
 
 class Plan:
@@ -146,12 +145,23 @@ class Plan:
         return stages
 
     # ------------------------------------------------------------------ apply
-    def apply(self, B: Any, x: Any, y: Any, params: Mapping[str, Any], ctx: Context, fuse: bool = True):
-        for st in self.stages:
-            x, y = getattr(self, "_" + st.kind)(B, st, x, y, params, ctx, fuse)
-            if st.clamp:
-                x = B.clip(x, 0.0, 1.0)
-        return x, y
+    @property
+    def executor(self) -> Any:
+        """The one executor (``executor.py``) with this plan's stage kernels."""
+        ex = self.__dict__.get("_executor")
+        if ex is None:
+            from .executor import Executor
+
+            ex = self.__dict__["_executor"] = Executor(self)
+        return ex
+
+    def apply(self, B: Any, x: Any, y: Any, params: Mapping[str, Any], ctx: Context, fuse: bool = True,
+              stages: tuple[int, int] | None = None):
+        """Run the stages (``range(*stages)``, all by default) on float32 values in [0, 1]."""
+        from .executor import Flow
+
+        flow = self.executor.run(B, Flow(x, y), params, ctx, fuse, stages=stages)
+        return (flow.x if flow.scale == 1.0 else flow.x * flow.scale), flow.y
 
     def call(self, lf: Leaf, method: str, *args: Any) -> Any:
         """The leaf's kernel: the backend's registered one, else the op's own method."""

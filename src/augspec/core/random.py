@@ -8,9 +8,12 @@ key gives the same uniforms, bit for bit, on every backend and device, the
 values of sample ``i`` do not depend on the batch size, and drawing needs no
 host-device traffic.
 
-The hash is Chris Wellons' ``lowbias32`` applied twice with the two 32-bit
-key words mixed in; integers are held in int64 and masked to 32 bits, since
-not every framework has a full uint32 arithmetic.
+The hash is Chris Wellons' ``lowbias32`` applied three times with the two
+32-bit key words mixed in. It needs only 32-bit unsigned arithmetic: the
+backend primitives ``bitxor``, ``shr`` and ``mul32`` (a product modulo 2**32)
+on ``"uint32"`` arrays (a backend may hold them in a wider integer type, as
+long as the values are the residues modulo 2**32), so it runs where 64-bit
+integers are missing or slow (JAX without x64, GPUs).
 
 Keys: ``derive_key(seed, epoch, step, rank, worker)`` folds the five integers
 with SplitMix64 into two 32-bit words, on the host.
@@ -55,16 +58,28 @@ def derive_key(seed: int, epoch: int = 0, step: int = 0, rank: int = 0, worker: 
 
 def _mix32(B: Any, x: Any) -> Any:
     x = B.bitxor(x, B.shr(x, 16))
-    x = B.bitand(x * 0x7FEB352D, M32)
+    x = B.mul32(x, 0x7FEB352D)
     x = B.bitxor(x, B.shr(x, 15))
-    x = B.bitand(x * 0x846CA68B, M32)
+    x = B.mul32(x, 0x846CA68B)
     return B.bitxor(x, B.shr(x, 16))
 
 
+def counter_words(slot: int, start: int, count: int) -> Any:
+    """The (2, count) uint32 counters ``(index, slot)`` of elements ``start ...`` of a draw
+    slot, as a NumPy array: row 0 the element index, row 1 the slot."""
+    import numpy as np
+
+    out = np.empty((2, count), dtype=np.uint32)
+    out[0] = np.arange(start, start + count, dtype=np.uint32)
+    out[1] = slot
+    return out
+
+
 def random_bits(B: Any, counters: Any, key: tuple[Any, Any]) -> Any:
-    """32 random bits (as int64) for each int64 counter, under a two-word key."""
-    lo = B.bitand(counters, M32)
-    hi = B.shr(counters, 32)
+    """32 random bits (uint32) for each counter ``(index, slot)``: ``counters`` is a
+    (2, n) uint32 array (``counter_words``), ``key`` two uint32 scalars."""
+    lo = counters[0]
+    hi = counters[1]
     x = _mix32(B, B.bitxor(lo, key[0]))
     x = _mix32(B, B.bitxor(B.bitxor(x, hi), key[1]))
     return _mix32(B, B.bitxor(x, key[0]))
@@ -270,14 +285,15 @@ class Sampler:
         return self._layout_cache[ck]
 
     def counters_numpy(self, batch_size: int, image_hwc: tuple[int, int, int] | None):
-        """The int64 counter vector, built with NumPy (a backend may cache it on its device)."""
+        """The (2, total) uint32 counters ``(index, slot)`` of every draw, built with NumPy
+        (a backend may cache them on its device)."""
         import numpy as np
 
         _, pieces, total = self._layout(batch_size, image_hwc)
-        out = np.empty(total, dtype=np.int64)
+        out = np.empty((2, total), dtype=np.uint32)
         o = 0
         for slot, count in pieces:
-            out[o : o + count] = (np.int64(slot) << np.int64(32)) + np.arange(count, dtype=np.int64)
+            out[:, o : o + count] = counter_words(slot, 0, count)
             o += count
         return out
 
@@ -291,18 +307,15 @@ class Sampler:
     ) -> dict[str, Any]:
         entries, _, total = self._layout(batch_size, image_hwc)
         if counters is None:
-            counters = B.asarray(self.counters_numpy(batch_size, image_hwc))
+            counters = B.asarray(self.counters_numpy(batch_size, image_hwc), "uint32")
         params: dict[str, Any] = {}
-        if total == 0:
-            bits = counters
-        else:
-            bits = random_bits(B, counters, key)
+        bits = counters[0] if total == 0 else random_bits(B, counters, key)
         for d, off, rows, vshape, nuni in entries:
             n = rows * math.prod(vshape) * nuni
             chunk = bits[off : off + n]
             if isinstance(d.dist, Permutation):
-                ar = B.arange(batch_size)
-                params[d.key] = B.argsort(chunk * max(batch_size, 1) + ar)
+                # a stable sort of the bits: ties (equal bits) keep the sample order
+                params[d.key] = B.argsort(chunk)
                 continue
             u = B.reshape(bits_to_uniform(B, chunk), (rows, *vshape, nuni))
             v = d.dist.transform(B, u)

@@ -171,7 +171,7 @@ class Run:
 
     def _draw(self, batch_size: int, hwc: tuple[int, int, int] | None, key: tuple[int, int]) -> dict[str, Any]:
         B = self.backend
-        return self.plan.sampler.sample(B, batch_size, (B.asarray(key[0], "int64"), B.asarray(key[1], "int64")), hwc)
+        return self.plan.sampler.sample(B, batch_size, (B.asarray(key[0], "uint32"), B.asarray(key[1], "uint32")), hwc)
 
     def apply(self, images: Any, labels: Any = None, params: Mapping[str, Any] | None = None) -> Any:
         """Apply the pipeline with the given params (deterministic)."""

@@ -89,8 +89,8 @@ def _decode(v: Any, where: str) -> Any:
 
 
 def _build(d: dict[str, Any], where: str) -> Op:
-    from ..plugins.manager import get_registry
     from .pipeline import Pipeline
+    from .registry import get_registry
 
     name = d.get("type")
     if not isinstance(name, str):

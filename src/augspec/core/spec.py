@@ -125,6 +125,10 @@ class Op:
     channels: ClassVar[tuple[int, ...] | None] = None
     #: True when the op changes labels (they become (N, K) soft labels)
     changes_labels: ClassVar[bool] = False
+    #: True when the op's kernel treats every sample alone (no batch statistics), so a
+    #: backend may run it on slices of the batch (chunking); declared per class, never
+    #: inherited from a family, so a plugin op is chunked only when it says so
+    samplewise: ClassVar[bool] = False
 
     p: float
 
@@ -192,9 +196,16 @@ class ColorOp(Op):
 
 
 class PixelOp(Op):
-    """An elementwise per-sample map: ``pixels(B, x, params, ctx) -> x``."""
+    """An elementwise per-sample map: ``pixels(B, x, params, ctx) -> x``.
+
+    ``channel_map(ctx)`` may return ``(mul, add)``, per-channel tuples with
+    ``pixels(x) == mul * x + add`` for every call (no draws): backends fold such a
+    map into their neighbours (a uint8 scale, one pass with a clamp)."""
 
     family = "pixel"
+
+    def channel_map(self, ctx: Context) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        return None
 
     def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         raise NotImplementedError
@@ -222,6 +233,12 @@ class MixOp(Op):
 
     def mix(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any]:
         raise NotImplementedError
+
+    def paste_box(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, ...] | None:
+        """``(y0, y1, x0, x1, lw)`` (each (N,)) when the partner's pixel weight is 1 on the
+        rows ``[y0, y1)`` and columns ``[x0, x1)`` and 0 elsewhere, ``lw`` its label weight;
+        None otherwise. Backends blend such a box with separable masks."""
+        return None
 
 
 class LabelOp(Op):

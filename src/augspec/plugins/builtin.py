@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..compat import ChannelShift, KerasAffine, KerasZCAWhitening
 from ..core.containers import OneOf, RandomApply
 from ..core.ops.color import Brightness, ColorJitter, Contrast, Hue, Saturation
 from ..core.ops.feature import Dropout
 from ..core.ops.geometric import Affine, HorizontalFlip, VerticalFlip
+from ..core.ops.keras import ChannelShift, KerasAffine, KerasZCAWhitening
 from ..core.ops.label import LabelSmoothing
 from ..core.ops.mix import CutMix, MixUp
 from ..core.ops.pixel import GaussianNoise, Normalize, Rescale, Standardize, ZCAWhitening

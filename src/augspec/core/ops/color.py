@@ -98,6 +98,7 @@ class Brightness(ColorOp):
     """Multiply by a factor b; ``factor=0.4`` draws b in [0.6, 1.4]."""
 
     name = "brightness"
+    samplewise = True
     factor: Any = 0.2
     p: float = 1.0
 
@@ -117,6 +118,7 @@ class Contrast(ColorOp):
     """Blend toward the mean luma of the image by a factor c in the range."""
 
     name = "contrast"
+    samplewise = True
     channels = (1, 3)
     needs_mean = True
     factor: Any = 0.2
@@ -138,6 +140,7 @@ class Saturation(ColorOp):
     """Blend toward the grey image by a factor s in the range."""
 
     name = "saturation"
+    samplewise = True
     channels = (3,)
     factor: Any = 0.2
     p: float = 1.0
@@ -162,6 +165,7 @@ class Hue(ColorOp):
     """
 
     name = "hue"
+    samplewise = True
     channels = (3,)
     shift: Any = 0.1
     mode: str = "yiq"
@@ -196,6 +200,7 @@ class ColorJitter(ColorOp):
     """
 
     name = "color_jitter"
+    samplewise = True
     brightness: Any = 0.0
     contrast: Any = 0.0
     saturation: Any = 0.0

@@ -17,6 +17,7 @@ from ..spec import Context, FeatureOp, check_number, spec
 @spec
 class Dropout(FeatureOp):
     name = "dropout"
+    samplewise = True
     rate: float = 0.5
     noise_shape: Any = None
     p: float = 1.0

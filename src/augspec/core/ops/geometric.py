@@ -45,6 +45,7 @@ class Affine(GeometricOp):
     """
 
     name = "affine"
+    samplewise = True
     rotate: Any = 0.0
     translate: Any = 0.0
     scale: Any = 0.0
@@ -113,6 +114,7 @@ class HorizontalFlip(GeometricOp):
     """Mirror left-right: x -> W - x."""
 
     name = "horizontal_flip"
+    samplewise = True
     p: float = 0.5
     flip_axis = "w"
 
@@ -129,6 +131,7 @@ class VerticalFlip(GeometricOp):
     """Mirror top-bottom: y -> H - y."""
 
     name = "vertical_flip"
+    samplewise = True
     p: float = 0.5
     flip_axis = "h"
 

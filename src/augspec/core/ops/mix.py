@@ -77,11 +77,14 @@ class CutMix(MixOp):
         x0, x1 = box_edges(B, params["centre_x"], cut * ctx.width, ctx.width)
         return y0, y1, x0, x1
 
-    def mix(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any]:
+    def paste_box(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, ...]:
         y0, y1, x0, x1 = self.box(B, params, ctx)
-        w = B.cast(box_mask(B, y0, y1, x0, x1, ctx), "float32")
         if self.correct_lambda:
             lw = (y1 - y0) * (x1 - x0) * (1.0 / (ctx.height * ctx.width))
         else:
             lw = 1.0 - params["lam"]
-        return w, lw
+        return y0, y1, x0, x1, lw
+
+    def mix(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any]:
+        y0, y1, x0, x1, lw = self.paste_box(B, params, ctx)
+        return B.cast(box_mask(B, y0, y1, x0, x1, ctx), "float32"), lw

@@ -25,6 +25,7 @@ class GaussianNoise(PixelOp):
     ``per_channel=False``); sigma is ``std`` or drawn per sample from a ``(low, high)`` range."""
 
     name = "gaussian_noise"
+    samplewise = True
     std: Any = 0.05
     mean: float = 0.0
     per_channel: bool = True
@@ -51,6 +52,7 @@ class Rescale(PixelOp):
     """``x -> scale * x + offset`` on the [0, 1] values (e.g. scale 2, offset -1 for [-1, 1])."""
 
     name = "rescale"
+    samplewise = True
     bounded = False
     scale: float = 1.0
     offset: float = 0.0
@@ -62,6 +64,9 @@ class Rescale(PixelOp):
     @property
     def p(self) -> float:  # deterministic
         return 1.0
+
+    def channel_map(self, ctx: Context) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return (self.scale,), (self.offset,)
 
     def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         return x * self.scale + self.offset
@@ -76,6 +81,7 @@ class Normalize(PixelOp):
     """``(x - mean) / std`` per channel, on values in [0, 1] (torchvision's convention)."""
 
     name = "normalize"
+    samplewise = True
     bounded = False
     mean: Any = (0.485, 0.456, 0.406)
     std: Any = (0.229, 0.224, 0.225)
@@ -96,6 +102,12 @@ class Normalize(PixelOp):
     def accepts_channels(self, c: int) -> bool:
         return _per_channel_ok(self.mean, c) and _per_channel_ok(self.std, c)
 
+    def channel_map(self, ctx: Context) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        c = ctx.channels
+        mean = self.mean * c if len(self.mean) == 1 else self.mean
+        std = self.std * c if len(self.std) == 1 else self.std
+        return tuple(1.0 / s for s in std), tuple(-m / s for m, s in zip(mean, std))
+
     def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         mean = B.per_channel(B.asarray(self.mean, "float32"))
         inv = B.per_channel(B.asarray(tuple(1.0 / s for s in self.std), "float32"))
@@ -111,6 +123,7 @@ class Standardize(FitOp):
     """
 
     name = "standardize"
+    samplewise = True
     featurewise_center: bool = False
     featurewise_std: bool = False
     samplewise_center: bool = False
@@ -174,6 +187,7 @@ class ZCAWhitening(FitOp):
     (Keras' convention: no centring here; put ``Standardize(featurewise_center=True)`` first)."""
 
     name = "zca_whitening"
+    samplewise = True
     epsilon: float = 1e-6
     matrix: Any = field(default=None, compare=False, repr=False)
 

@@ -44,6 +44,7 @@ class CutOut(RegionOp):
     """
 
     name = "cutout"
+    samplewise = True
     holes: int = 1
     size: Any = (0.1, 0.5)
     fill: Any = 0.0
