@@ -30,6 +30,7 @@ from .backends.torch import TorchBackend, TorchRun, to_device
 from .core.errors import InputError, SpecError, SpecTypeError
 from .core.ops.feature import Dropout as DropoutSpec
 from .core.pipeline import Pipeline
+from .core.plan import is_batch_op
 from .core.random import Bernoulli, DrawSpec, Sampler, derive_key
 from .core.spec import Op
 from .distributed import default_rank
@@ -118,16 +119,10 @@ class Augment(nn.Module):
         self.run.set_state(**{k: int(v) for k, v in state.items() if k != "seed"})
 
 
-def _is_batch_op(op: Op) -> bool:
-    if op.family == "container":
-        return all(_is_batch_op(c) for c in op.children)  # type: ignore[attr-defined]
-    return op.family in ("mix", "label")
-
-
 def batch_ops(pipeline: Pipeline) -> Pipeline:
-    """The pipeline's top-level batch ops (MixUp, CutMix, label smoothing and
-    containers of them), as a pipeline with the same classes and seed."""
-    return Pipeline([op for op in pipeline.ops if _is_batch_op(op)], num_classes=pipeline.num_classes,
+    """The pipeline's top-level batch ops (``core.plan.is_batch_op``: MixUp, CutMix, label
+    smoothing and containers holding one), as a pipeline with the same classes and seed."""
+    return Pipeline([op for op in pipeline.ops if is_batch_op(op)], num_classes=pipeline.num_classes,
                     seed=pipeline.seed)
 
 

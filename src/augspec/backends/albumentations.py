@@ -56,7 +56,7 @@ from ..core.errors import InputError, SpecError  # noqa: E402
 from ..core.ops.pixel import Normalize  # noqa: E402
 from ..core.ops.region import CutOut, box_edges  # noqa: E402
 from ..core.pipeline import Pipeline  # noqa: E402
-from ..core.plan import Leaf, Plan, Stage, _gate_affine  # noqa: E402
+from ..core.plan import Leaf, Plan, Stage, _gate_affine, is_batch_op, split_pipeline  # noqa: E402  # noqa: E402
 from ..core.random import M32, Bernoulli, DrawSpec, Normal, Sampler, Uniform  # noqa: E402
 from ..core.run import Run, _state_int  # noqa: E402
 from ..core.spec import Context, Op  # noqa: E402
@@ -69,23 +69,6 @@ _INTERP = {"bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 #: albumentations' default BORDER_REFLECT_101 would not repeat the edge pixel)
 _BORDER = {"constant": cv2.BORDER_CONSTANT, "nearest": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT}
 _BATCH_SALT = 0x5EED_BA7C_0FF1_CE00
-
-
-def is_batch_op(op: Op) -> bool:
-    """True for a spec that needs the whole batch (mix, label) or a container holding one."""
-    if op.family in ("mix", "label"):
-        return True
-    kids = getattr(op, "children", None) if op.family == "container" else None
-    return bool(kids) and any(is_batch_op(k) for k in kids)
-
-
-def split_pipeline(ops: Sequence[Op]) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
-    """(per-sample prefix, batch-level suffix): the suffix starts at the first batch-level spec."""
-    ops = tuple(ops)
-    for i, op in enumerate(ops):
-        if is_batch_op(op):
-            return ops[:i], ops[i:]
-    return ops, ()
 
 
 class AlbumentationsBackend(NumpyBackend):

@@ -95,6 +95,25 @@ def flatten(ops: Sequence[Op]) -> tuple[list[Leaf], list[DrawSpec]]:
     return leaves, draws
 
 
+def is_batch_op(op: Op) -> bool:
+    """The one batch / per-sample rule of every integration: True for an op that needs
+    the whole batch (a mix or label op) or a container holding one anywhere (it cannot
+    run on one sample without dropping that child)."""
+    if op.family in ("mix", "label"):
+        return True
+    kids = getattr(op, "children", None) if op.family == "container" else None
+    return bool(kids) and any(is_batch_op(k) for k in kids)
+
+
+def split_pipeline(ops: Sequence[Op]) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
+    """(per-sample prefix, batch suffix): the suffix starts at the first batch op."""
+    ops = tuple(ops)
+    for i, op in enumerate(ops):
+        if is_batch_op(op):
+            return ops[:i], ops[i:]
+    return ops, ()
+
+
 def _kind(op: Op) -> str:
     return op_kind(op)
 
