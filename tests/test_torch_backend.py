@@ -131,11 +131,11 @@ def test_nhwc_layout_and_torch_params(name):
 
 def test_random_bits_bit_exact():
     rng = np.random.default_rng(0)
-    counters = rng.integers(0, 2**40, 5000, dtype=np.int64)
+    counters = np.stack([rng.integers(0, 2**32, 5000).astype(np.uint32), rng.integers(0, 256, 5000).astype(np.uint32)])
     key = (int(rng.integers(0, 2**32)), int(rng.integers(0, 2**32)))
-    bn = random_bits(NumpyBackend(), counters, (np.int64(key[0]), np.int64(key[1])))
+    bn = random_bits(NumpyBackend(), counters, (np.uint32(key[0]), np.uint32(key[1])))
     tb = TorchBackend()
-    bt = random_bits(tb, torch.from_numpy(counters), (torch.tensor(key[0]), torch.tensor(key[1])))
+    bt = random_bits(tb, tb.asarray(counters, "uint32"), (tb.asarray(key[0], "uint32"), tb.asarray(key[1], "uint32")))
     np.testing.assert_array_equal(bt.numpy(), bn)
     assert bn.min() >= 0 and bn.max() < 2**32
 

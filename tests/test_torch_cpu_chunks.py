@@ -1,5 +1,5 @@
 """The torch backend's CPU memory paths: per-sample stages run chunk by chunk
-(``TorchPlan.CPU_CHUNK_BYTES``) with exactly the values of the whole-batch run, and
+(``TorchBackend.chunk_bytes``, the core executor's chunking policy) with exactly the values of the whole-batch run, and
 large outputs of earlier calls are reused only once nothing references them."""
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from test_torch_backend import OPS, X_F32, X_U8, K, Y  # noqa: E402
 
 import augspec as aug  # noqa: E402
 import augspec.backends.torch as bt  # noqa: E402
+from augspec.backends.torch.memory import POOL_BLOCKS  # noqa: E402
+from augspec.core.executor import Executor  # noqa: E402
 from augspec.core.spec import Context  # noqa: E402
 from augspec.recipes import r2  # noqa: E402
 
@@ -42,19 +44,19 @@ def chunks(monkeypatch):
 
     def run(fn, size):
         used = []
-        real = bt.TorchPlan.run_chunked
+        real = Executor.run_chunked
 
         def spy(self, *a, **kw):
             res = real(self, *a, **kw)
             used.append(res is not None)
             return res
 
-        monkeypatch.setattr(bt.TorchPlan, "run_chunked", spy)
-        monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", size * PER_IMAGE)
+        monkeypatch.setattr(Executor, "run_chunked", spy)
+        monkeypatch.setattr(bt.TorchBackend, "chunk_bytes", size * PER_IMAGE)
         try:
             return fn(), any(used)
         finally:
-            monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", 1 << 40)
+            monkeypatch.setattr(bt.TorchBackend, "chunk_bytes", 1 << 40)
 
     return run
 
@@ -63,7 +65,7 @@ def chunks(monkeypatch):
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])
 @pytest.mark.parametrize("size", [1, 4])
 def test_chunked_run_equals_the_whole_batch(chunks, monkeypatch, name, ops, kind, dtype, size):
-    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", 1 << 40)
+    monkeypatch.setattr(bt.TorchBackend, "chunk_bytes", 1 << 40)
     rt = aug.Pipeline(ops, num_classes=K, seed=3).compile("torch")
     x = torch.from_numpy((X_U8 if dtype == "uint8" else X_F32).copy())
     x0 = x.clone()
@@ -71,7 +73,7 @@ def test_chunked_run_equals_the_whole_batch(chunks, monkeypatch, name, ops, kind
     params = rt.sample(len(x), tuple(x.shape[1:]))
     whole = rt.apply(x, y, params)
     (part, chunked) = chunks(lambda: rt.apply(x, y, params), size)
-    assert chunked == (rt.plan.samplewise_prefix > 0)  # 6 samples, chunks of 1 or 4 (balanced: 3 + 3)
+    assert chunked == (rt.plan.executor.samplewise_prefix > 0)  # 6 samples, chunks of 1 or 4 (balanced: 3 + 3)
     assert part[0].dtype == whole[0].dtype
     if name == "zca":  # one (N, D) x (D, D) product: BLAS may round differently for another row count
         torch.testing.assert_close(part[0], whole[0], atol=1e-6, rtol=1e-6)
@@ -100,7 +102,7 @@ def test_a_plugin_op_ends_the_chunked_prefix(chunks):
     ops = [aug.Affine(rotate=20), aug.Brightness(0.3), BatchCentre(), aug.CutOut(), aug.MixUp(0.5)]
     rt = aug.Pipeline(ops, num_classes=K, seed=5).compile("torch")
     assert [st.kind for st in rt.plan.stages][:3] == ["geometric", "color", "pixel"]
-    assert rt.plan.samplewise_prefix == 2
+    assert rt.plan.executor.samplewise_prefix == 2
     x = torch.from_numpy(X_U8)
     params = rt.sample(len(x), tuple(x.shape[1:]))
     whole = rt.apply(x, torch.from_numpy(Y), params)
@@ -135,7 +137,7 @@ def _storage_of(t):
 @pytest.mark.parametrize("keep", ["tensor", "view", "numpy", "storage", "dlpack", "list", "weakref"])
 @pytest.mark.parametrize("chunked", [False, True])
 def test_an_output_still_referenced_is_never_reused(monkeypatch, keep, chunked):
-    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", BIG[0].size * 4 if chunked else 1 << 40)
+    monkeypatch.setattr(bt.TorchBackend, "chunk_bytes", BIG[0].size * 4 if chunked else 1 << 40)
     rt = aug.Pipeline([aug.ColorJitter(0.4, 0.4), aug.CutOut()], seed=0).compile("torch")  # no warp: the output is fresh()
     x = torch.from_numpy(BIG).float() / 255  # float32 out (uint8 in would give uint8 out)
     out = rt(x)
@@ -159,7 +161,7 @@ def test_an_output_still_referenced_is_never_reused(monkeypatch, keep, chunked):
 
 
 def test_a_released_output_is_reused_and_a_shared_one_is_not(monkeypatch):
-    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", BIG[0].size * 4)
+    monkeypatch.setattr(bt.TorchBackend, "chunk_bytes", BIG[0].size * 4)
     rt = r2(num_classes=K, seed=0).compile("torch")
     x, y = torch.from_numpy(BIG), torch.from_numpy(np.arange(4) % K)
     ptrs = set()
@@ -167,7 +169,7 @@ def test_a_released_output_is_reused_and_a_shared_one_is_not(monkeypatch):
         out, _ = rt(x, y)
         ptrs.add(_storage_of(out))
         del out
-    assert len(ptrs) <= bt.RECYCLED_OUTPUTS, "released outputs were not reused"
+    assert len(ptrs) <= POOL_BLOCKS, "released outputs were not reused"
     out, _ = rt(x, y)
     out.share_memory_()  # what a DataLoader worker does with a batch it returns: the main process maps it
     shared = _storage_of(out)
@@ -177,7 +179,7 @@ def test_a_released_output_is_reused_and_a_shared_one_is_not(monkeypatch):
 
 
 def test_outputs_are_writable_tensors_of_their_own(monkeypatch):
-    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", BIG[0].size * 4)
+    monkeypatch.setattr(bt.TorchBackend, "chunk_bytes", BIG[0].size * 4)
     rt = r2(num_classes=K, seed=0).compile("torch")
     x, y = torch.from_numpy(BIG), torch.from_numpy(np.arange(4) % K)
     a, _ = rt(x, y)
@@ -196,7 +198,7 @@ def test_outputs_are_writable_tensors_of_their_own(monkeypatch):
 
 
 def test_recycling_respects_autograd_and_inference_mode(monkeypatch):
-    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", BIG[0].size * 4)
+    monkeypatch.setattr(bt.TorchBackend, "chunk_bytes", BIG[0].size * 4)
     rt = r2(num_classes=K, seed=0).compile("torch")
     x, y = torch.from_numpy(BIG), torch.from_numpy(np.arange(4) % K)
     with torch.inference_mode():
@@ -214,7 +216,7 @@ def test_recycling_respects_autograd_and_inference_mode(monkeypatch):
 
 
 def test_released_outputs_are_reused_without_chunks_too(monkeypatch):
-    monkeypatch.setattr(bt.TorchPlan, "CPU_CHUNK_BYTES", 1 << 40)
+    monkeypatch.setattr(bt.TorchBackend, "chunk_bytes", 1 << 40)
     rt = aug.Pipeline([aug.ColorJitter(0.4, 0.4), aug.CutOut()], seed=0).compile("torch")
     x = torch.from_numpy(BIG).float() / 255
     ptrs = set()
@@ -222,7 +224,7 @@ def test_released_outputs_are_reused_without_chunks_too(monkeypatch):
         out = rt(x)
         ptrs.add(_storage_of(out))
         del out
-    assert len(ptrs) <= bt.RECYCLED_OUTPUTS
+    assert len(ptrs) <= POOL_BLOCKS
 
 
 _POOL = [
@@ -258,14 +260,14 @@ def test_chunked_equals_whole_for_random_pipelines(idx, n, c, h, w, dtype, chann
     y = torch.from_numpy(rng.integers(0, K, (n,)))
     rt = aug.Pipeline(ops, num_classes=K, seed=seed).compile("torch")
     params = rt.sample(n, (c, h, w))
-    old = bt.TorchPlan.CPU_CHUNK_BYTES
+    old = bt.TorchBackend.chunk_bytes
     try:
-        bt.TorchPlan.CPU_CHUNK_BYTES = 1 << 40
+        bt.TorchBackend.chunk_bytes = 1 << 40
         whole = rt.apply(x, y, params)
-        bt.TorchPlan.CPU_CHUNK_BYTES = size * c * h * w * 4
+        bt.TorchBackend.chunk_bytes = size * c * h * w * 4
         part = rt.apply(x, y, params)
     finally:
-        bt.TorchPlan.CPU_CHUNK_BYTES = old
+        bt.TorchBackend.chunk_bytes = old
     assert part[0].dtype == whole[0].dtype and part[0].shape == whole[0].shape
     assert torch.equal(part[0], whole[0])
     assert torch.equal(part[1], whole[1])

@@ -267,8 +267,7 @@ class Dropout(nn.Module):
         ck = (mshape, n, str(x.device))
         counters = self._counters.get(ck)
         if counters is None:
-            c = torch.from_numpy(sampler.counters_numpy(n, None))
-            counters = to_device(c, x.device)
+            counters = B.asarray(sampler.counters_numpy(n, None), "uint32")
             self._counters = {ck: counters} if len(self._counters) > 16 else {**self._counters, ck: counters}
         params = sampler.sample(B, n, tuple(kt.unbind(0)), None, counters=counters)
         keep = params["keep"] if mshape[0] != 1 else params["keep"][:1]  # (n or 1, *rest) == mask shape

@@ -105,6 +105,14 @@ def _family_base(op: Op) -> type | None:
     return None
 
 
+def _resolve(fn: Any) -> Callable:
+    """A kernel: callables as they are, ``"module:attr"`` imported."""
+    if isinstance(fn, str):
+        mod, _, attr = fn.partition(":")
+        return getattr(importlib.import_module(mod), attr)
+    return fn
+
+
 @dataclass
 class Registry:
     ops: dict[str, OpInfo] = field(default_factory=dict)
@@ -132,7 +140,7 @@ class Registry:
         from .plan import flatten
 
         names = {lf.op.name for lf in flatten(ops)[0]} | {stage_kernel_name(k) for k in STAGE_KINDS}
-        return {name: fn for (name, b), (fn, _) in self.kernels.items() if b == backend and name in names}
+        return {name: _resolve(fn) for (name, b), (fn, _) in self.kernels.items() if b == backend and name in names}
 
     def get_backend(self, name: str) -> BackendInfo:
         if not isinstance(name, str):
@@ -183,13 +191,16 @@ class Registrar:
         return cls
 
     def add_kernel(self, name: str, backend: str, fn: Callable) -> None:
-        """A backend's kernel for the op ``name``, or its stage kernel (``stage_kernel_name(kind)``)."""
+        """A backend's kernel for the op ``name``, or its stage kernel (``stage_kernel_name(kind)``):
+        a callable, or ``"module:attr"`` imported when a pipeline is compiled for that backend
+        (so registering a framework's kernels does not import the framework)."""
         if not isinstance(name, str) or not isinstance(backend, str):
             raise SpecTypeError(f"{self.registrant}: add_kernel takes an op (or stage) name and a backend name")
         if name.startswith("stage.") and name[len("stage."):] not in STAGE_KINDS:
             raise RegistryError(f"{self.registrant}: {name!r} is not a stage kernel; the kinds are {list(STAGE_KINDS)}")
-        if not callable(fn):
-            raise SpecTypeError(f"{self.registrant}: the kernel for {name!r} on {backend!r} is not callable: {fn!r}")
+        if not (callable(fn) or (isinstance(fn, str) and fn.count(":") == 1)):
+            raise SpecTypeError(f"{self.registrant}: the kernel for {name!r} on {backend!r} is neither callable "
+                                f"nor a 'module:attr' string: {fn!r}")
         self._taken(self._reg.kernels, self._kernels, (name, backend), "kernel")
         self._kernels[(name, backend)] = (fn, self.registrant)
 

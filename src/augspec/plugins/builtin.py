@@ -11,6 +11,7 @@ from ..core.ops.label import LabelSmoothing
 from ..core.ops.mix import CutMix, MixUp
 from ..core.ops.pixel import GaussianNoise, Normalize, Rescale, Standardize, ZCAWhitening
 from ..core.ops.region import CutOut
+from ..core.registry import stage_kernel_name
 from .hookspecs import hookimpl
 
 BUILTIN_OPS = (
@@ -31,6 +32,14 @@ BUILTIN_BACKENDS = (
      "pip install 'augspec[tensorflow]'"),
     ("albumentations", "augspec.backends.albumentations:AlbumentationsBackend", ("albumentations",),
      "pip install 'augspec[albumentations]'"),
+    ("jax", "augspec.backends.jax:JaxBackend", ("jax",), "pip install 'augspec[jax]'"),
+)
+
+
+#: the built-in backends' stage kernels (``core/executor.py``), imported on compile
+BUILTIN_STAGE_KERNELS = (
+    # backend, stage kinds, module
+    ("torch", ("geometric", "color", "region", "pixel", "mix"), "augspec.backends.torch.stages"),
 )
 
 
@@ -40,3 +49,6 @@ def augspec_register(registry) -> None:  # type: ignore[no-untyped-def]
         registry.add_op(cls)
     for name, factory, requires, install in BUILTIN_BACKENDS:
         registry.add_backend(name, factory, requires=requires, install=install)
+    for backend, kinds, module in BUILTIN_STAGE_KERNELS:
+        for kind in kinds:
+            registry.add_kernel(stage_kernel_name(kind), backend, f"{module}:{kind}")
