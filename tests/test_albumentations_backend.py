@@ -3,6 +3,10 @@ to one value), its dtype rules, its batch-level part and its data-loader behavio
 
 from __future__ import annotations
 
+import re
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,8 +14,13 @@ pytest.importorskip("albumentations")
 cv2 = pytest.importorskip("cv2")
 
 import augspec as aug  # noqa: E402
+import augspec.backends.albumentations as alb  # noqa: E402
 from augspec.backends.albumentations import AlbumentationsRun, opencv_matrix, split_pipeline  # noqa: E402
+from augspec.core.registry import list_ops  # noqa: E402
+from augspec.plugins import manager  # noqa: E402
 from augspec.recipes import IMAGENET_STD, r2  # noqa: E402
+
+DEFER = {"defer_batch_ops": True}  # pipelines with batch ops whose batch part the test runs itself
 
 
 def smooth_image(h: int = 48, w: int = 64, c: int = 3, seed: int = 0) -> np.ndarray:
@@ -95,7 +104,7 @@ def test_same_key_same_draws_as_numpy_r2_prefix():
     pipe = r2(num_classes=10)
     prefix, suffix = split_pipeline(pipe.ops)
     assert len(prefix) == 5 and len(suffix) == 2
-    ra = pipe.compile("albumentations")
+    ra = pipe.compile("albumentations", **DEFER)
     rn = aug.Pipeline(list(prefix), seed=0).compile("numpy")
     std = np.asarray(IMAGENET_STD, np.float32)
     for step in range(6):
@@ -196,14 +205,60 @@ def test_torch_worker_id_is_picked_up(monkeypatch):
     monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: Info())
     run = pipe.compile("albumentations")
     out = run(img)
-    assert run.worker == 3 and not np.array_equal(out, plain)
-    ref = pipe.compile("numpy", worker=3)(img)
+    # worker id + 1 (was the raw id, so worker 0 repeated the main process's draws)
+    assert run.worker == 4 and run.state["worker"] == 4 and not np.array_equal(out, plain)
+    ref = pipe.compile("numpy", worker=4)(img)
     assert levels(out, ref).max() <= 2
+
+
+def test_main_process_and_every_worker_draw_apart(monkeypatch):
+    """Worker 0 draws apart from the main process (worker = id + 1 in a DataLoader worker,
+    0 outside); a worker given by ``set_state`` or at compile time is kept exactly."""
+    torch = pytest.importorskip("torch")
+    img = smooth_image()
+    pipe = aug.Pipeline([aug.Affine(rotate=30, translate=0.1)], seed=5)
+    main = pipe.compile("albumentations")
+    plain = main(img)
+    assert main.worker == 0
+
+    class Info:
+        id = 0
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: Info())
+    outs = {}
+    for wid in range(3):
+        Info.id = wid
+        run = pipe.compile("albumentations")
+        outs[wid] = run(img)
+        assert run.worker == wid + 1
+        assert not np.array_equal(outs[wid], plain)
+    assert not np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[1], outs[2])
+    Info.id = 0
+    # set_state(worker=) is exact, and is not overridden by the automatic id afterwards
+    exact = pipe.compile("albumentations")
+    exact.set_state(worker=0)
+    np.testing.assert_array_equal(exact(img), plain)
+    assert exact.worker == 0 and exact.state["worker"] == 0
+    # torch's worker_init_fn convention (set_state(worker=id + 1)) gives the automatic stream
+    init = pipe.compile("albumentations")
+    init.set_state(worker=1)
+    np.testing.assert_array_equal(init(img), outs[0])
+    # a worker given at compile time is exact too
+    fixed = pipe.compile("albumentations", worker=2)
+    np.testing.assert_array_equal(fixed(img), outs[1])
+    assert fixed.worker == 2
+    # run.sample (no image call) takes the worker's stream as well
+    sampled = pipe.compile("albumentations")
+    assert sampled.state["worker"] == 1
+    ref = pipe.compile("numpy", worker=1).sample(1, img.shape)
+    got = sampled.sample(1, img.shape)
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k])
 
 
 def test_collate_and_batch_part():
     pipe = r2(num_classes=10, seed=1)
-    run = pipe.compile("albumentations")
+    run = pipe.compile("albumentations", **DEFER)
     samples = [run(smooth_image(seed=s), s % 10) for s in range(6)]
     assert all(isinstance(lbl, (int, np.integer)) or np.ndim(lbl) == 0 for _, lbl in samples)
     x, y = run.collate(samples)
@@ -231,14 +286,14 @@ def test_batch_step_counts_batches_and_is_restored():
     def one_batch(run):
         return run.collate([run(im, i) for i, im in enumerate(imgs)])
 
-    a = pipe.compile("albumentations")
+    a = pipe.compile("albumentations", **DEFER)
     a.set_epoch(1)
     one_batch(a)
     one_batch(a)
     st = dict(a.state)
     assert (st["epoch"], st["step"], st["batch_step"]) == (1, 6, 2)  # 3 images a batch, 2 batches
     want = one_batch(a)
-    b = pipe.compile("albumentations")
+    b = pipe.compile("albumentations", **DEFER)
     b.set_state(epoch=st["epoch"], step=st["step"], batch_step=st["batch_step"])
     assert b.state == st
     got = one_batch(b)
@@ -265,7 +320,7 @@ def test_batch_step_counts_batches_and_is_restored():
 
 def _redo(pipe, imgs, epoch, step):
     """The per-image outputs of one batch at (epoch, step..step+n-1), from a fresh run."""
-    r = pipe.compile("albumentations")
+    r = pipe.compile("albumentations", **DEFER)
     r.set_state(epoch=epoch, step=step)
     outs = [r(im, i) for i, im in enumerate(imgs)]
     return [o[0] for o in outs], [o[1] for o in outs]
@@ -273,7 +328,7 @@ def _redo(pipe, imgs, epoch, step):
 
 def test_per_sample_ops_after_a_mix_run_in_the_batch_part():
     pipe = aug.Pipeline([aug.HorizontalFlip(), aug.MixUp(0.5), aug.Normalize()], num_classes=4, seed=0)
-    run = pipe.compile("albumentations")
+    run = pipe.compile("albumentations", **DEFER)
     assert [op.name for op in run.batch_ops] == ["mixup", "normalize"]
     out = run(smooth_image())
     assert out.dtype == np.uint8  # Normalize runs after the mix, on the batch
@@ -284,7 +339,7 @@ def test_per_sample_ops_after_a_mix_run_in_the_batch_part():
 def test_inference_applies_deterministic_ops_only():
     img = smooth_image()
     pipe = aug.Pipeline([aug.Affine(rotate=30), aug.Normalize(), aug.MixUp(0.5)], num_classes=3, seed=0)
-    a = pipe.compile("albumentations")(img, training=False)
+    a = pipe.compile("albumentations", **DEFER)(img, training=False)
     b = pipe.compile("numpy")(img, training=False)
     np.testing.assert_allclose(a, b, rtol=1e-6)
 
@@ -312,9 +367,132 @@ def test_opencv_matrix_moves_the_frame():
 def test_batch_part_on_torch_tensors():
     torch = pytest.importorskip("torch")
     pytest.importorskip("augspec.backends.torch")
-    run = r2(num_classes=10).compile("albumentations")
+    run = r2(num_classes=10).compile("albumentations", **DEFER)
     x = np.stack([run(smooth_image(seed=s)) for s in range(4)])
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
     xo, yo = run.batch(xt, torch.arange(4))
     assert tuple(xo.shape) == (4, 3, 48, 64) and tuple(yo.shape) == (4, 10)
     assert torch.allclose(yo.sum(1), torch.ones(4))
+
+
+# ------------------------------------------------------------ batch ops at compile time
+
+
+def test_batch_ops_are_deferred_with_a_warning_by_default():
+    pipe = aug.Pipeline([aug.HorizontalFlip(), aug.MixUp(0.5), aug.Normalize(), aug.LabelSmoothing(0.1)],
+                        num_classes=4, seed=0)
+    with pytest.warns(UserWarning, match=r"run\.batch\(images, labels\)") as rec:
+        run = pipe.compile("albumentations")
+    (w,) = [r for r in rec if "albumentations backend" in str(r.message)]
+    msg = str(w.message)
+    for name in ("MixUp", "LabelSmoothing", "Normalize", "run.collate", "defer_batch_ops=True"):
+        assert name in msg, (name, msg)
+    assert w.filename == __file__  # attributed to the compile call, not to augspec's internals
+    assert [op.name for op in run.batch_ops] == ["mixup", "normalize", "label_smoothing"]
+    # a container holding a batch op is one too
+    with pytest.warns(UserWarning, match=r"OneOf\(MixUp, CutMix\)"):
+        aug.Pipeline([aug.OneOf([aug.MixUp(0.2), aug.CutMix(1.0)])], num_classes=3).compile("albumentations")
+
+
+def test_defer_batch_ops_true_is_silent_and_false_refuses():
+    pipe = aug.Pipeline([aug.HorizontalFlip(), aug.CutMix(1.0)], num_classes=4, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = pipe.compile("albumentations", defer_batch_ops=True)
+        assert [op.name for op in run.batch_ops] == ["cutmix"]
+        # no batch op: nothing to say, whatever the option
+        aug.Pipeline([aug.HorizontalFlip()]).compile("albumentations")
+        aug.Pipeline([aug.HorizontalFlip()]).compile("albumentations", defer_batch_ops=False)
+    with pytest.raises(aug.SpecError, match="CutMix.*defer_batch_ops=False"):
+        pipe.compile("albumentations", defer_batch_ops=False)
+    with pytest.raises(aug.SpecError, match="defer_batch_ops"):
+        pipe.compile("albumentations", defer_batch_ops="yes")
+    # a backend object carries the option too
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipe.compile(alb.AlbumentationsBackend(defer_batch_ops=True))
+
+
+# ------------------------------------------------------------- capability fast paths
+
+
+@aug.spec
+class _Boxes(aug.RegionOp):
+    """A plugin region op: one fixed box (rows 4..10, columns 6..20) declared as ``boxes``."""
+
+    name = "test_alb_boxes"
+    fill: tuple = (0.25,)
+    p: float = 1.0
+
+    def boxes(self, B, params, ctx):
+        one = np.ones((ctx.n, 1), np.float32)
+        return one * 4, one * 10, one * 6, one * 20
+
+    def mask(self, B, params, ctx):
+        m = np.zeros((ctx.n, ctx.height, ctx.width), bool)
+        m[:, 4:10, 6:20] = True
+        return m
+
+
+@aug.spec
+class _Invert(aug.PixelOp):
+    """A plugin pixel op with a static channel map (x -> 1 - x)."""
+
+    name = "test_alb_invert"
+    p: float = 1.0
+
+    def channel_map(self, ctx):
+        return (-1.0,), (1.0,)
+
+    def pixels(self, B, x, params, ctx):
+        return 1.0 - x
+
+
+def test_plugin_ops_with_capabilities_take_the_fast_paths(monkeypatch):
+    img = smooth_image()
+    calls = []
+    real = alb._fdropout.cutout
+    monkeypatch.setattr(alb._fdropout, "cutout", lambda *a: calls.append(a[1]) or real(*a))
+    for ops in ([_Boxes()], [aug.CutOut(size=(0.3, 0.3), holes=2)]):
+        ra, rn = both(ops)
+        calls.clear()
+        np.testing.assert_array_equal(ra(img), rn(img))  # exact: the same boxes
+        assert len(calls) == 1 and calls[0].shape[1] == 4
+    assert calls[0].shape[0] == 2  # both holes of the one image, (k, 4)
+    ra, rn = both([_Invert(p=0.5), aug.Rescale(scale=0.5, offset=0.25)])
+    assert [type(t).__name__ for t in ra.transforms] == ["_ChannelMap", "_ChannelMap"]
+    for _step in range(4):  # gated per image like the reference (p=0.5)
+        for x in (img, img.astype(np.float32) / 255):
+            a, b = ra(x), rn(x)
+            assert a.dtype == b.dtype and np.abs(a.astype(np.float64) - b).max() <= 1e-6
+
+
+def test_a_registered_kernel_replaces_the_fast_path():
+    manager.reset_registry()
+    try:
+        seen = []
+
+        @aug.register_kernel("test_alb_boxes", "albumentations")
+        def mask_kernel(op, B, params, ctx):
+            seen.append(op)
+            m = np.zeros((ctx.n, ctx.height, ctx.width), bool)
+            m[:, :2] = True
+            return m
+
+        img = smooth_image()
+        out = aug.Pipeline([_Boxes()], seed=0).compile("albumentations")(img)
+        assert seen
+        np.testing.assert_array_equal(out[:2], 64)
+        np.testing.assert_array_equal(out[2:], img[2:])
+    finally:
+        manager.reset_registry()
+
+
+def test_the_module_names_no_built_in_op():
+    """Fast paths follow capabilities (RegionOp.boxes, PixelOp.channel_map, flip_axis, ...),
+    never an op's class: no built-in op class is named in the module, even in prose."""
+    src = Path(alb.__file__).read_text()
+    names = {o.cls.__name__ for o in list_ops() if o.registrant == "augspec.builtin"}
+    assert {"CutMix", "MixUp", "CutOut", "Normalize", "Rescale", "ColorJitter", "Affine"} <= names
+    found = sorted({m for m in re.findall(r"\b\w+\b", src) if m in names})
+    assert not found, found

@@ -2,38 +2,44 @@
 
 ``pipe.compile("albumentations")`` returns a run for ``Dataset.__getitem__``:
 ``run(image)`` (one HWC image, uint8 in [0, 255] or float in [0, 1]) or
-``run(image, label)`` applies the *per-sample* specs of the pipeline, image by
-image, through albumentations / OpenCV kernels; the *batch-level* specs (MixUp,
-CutMix, label smoothing and everything after the first of them) run afterwards
-on the collated batch: ``run.collate(samples)`` (NumPy) or ``run.batch(images,
-labels)`` (NumPy, or the torch / TensorFlow backend when given their tensors).
+``run(image, label)`` applies the *per-sample* ops of the pipeline, image by
+image, through albumentations / OpenCV kernels. The *batch ops* (``is_batch_op``:
+mix and label ops, and containers holding one) and everything after the first of
+them are *deferred*: they run on the collated batch, ``run.collate(samples)``
+(NumPy) or ``run.batch(images, labels)`` (NumPy, or the torch / TensorFlow
+backend when given their tensors). Compiling such a pipeline warns, naming the
+deferred ops, unless ``defer_batch_ops=True`` (``False`` refuses it instead).
 
 Draws come from augspec's counter-based generator under the key ``(seed,
 epoch, step, rank, worker)``, one step per call, so the per-image run is
-reproducible, a data-loader worker never repeats another's draws (the torch
-worker id is read automatically), and ``run(image)`` at step s draws exactly
+reproducible, a data-loader worker never repeats another's draws nor the main
+process's (inside a torch DataLoader worker ``worker`` is its id + 1, read
+automatically; 0 in the main process), and ``run(image)`` at step s draws exactly
 what the NumPy backend draws for a batch of one at step s (per-pixel draws, such
-as GaussianNoise's, come from NumPy's PCG64 seeded by the key instead, for
-speed: ``exact_draws=True`` makes them bit-identical too).
+as a noise op's, come from NumPy's PCG64 seeded by the key instead, for speed:
+``exact_draws=True`` makes them bit-identical too).
 
-Stage by stage (the planner's stages, see ``core/plan.py``):
+Stage by stage (the planner's stages, see ``core/plan.py``); the fast paths are
+chosen by what an op declares, never by its class, so a plugin op with the same
+capability takes the same path:
 
-- geometric: the forward matrices of consecutive geometric specs compose as in
-  the NumPy backend and the image is warped ONCE by ``A.Affine.apply`` (OpenCV
-  ``warpAffine``, bilinear or nearest, ``BORDER_CONSTANT``) with augspec's
-  matrix moved to OpenCV's frame (pixel centres at integers there, at +0.5 here):
-  ``M_cv = T(-1/2) M T(1/2)``. Stages of flips only use ``A.HorizontalFlip`` /
-  ``A.VerticalFlip`` (exact).
+- geometric: the forward matrices of consecutive geometric ops compose as in the
+  NumPy backend and the image is warped ONCE by albumentations' ``warp_affine``
+  (OpenCV ``warpAffine``, bilinear or nearest) with augspec's matrix moved to
+  OpenCV's frame (pixel centres at integers there, at +0.5 here):
+  ``M_cv = T(-1/2) M T(1/2)``. Stages of pure flips (``flip_axis``) use
+  albumentations' ``hflip`` / ``vflip`` (exact).
 - colour (linear): the composed per-image map ``x -> A x + t`` is one
   ``cv2.transform`` (a uint8 image saturates once, as augspec clamps once).
-- region: CutOut boxes (augspec's box rule) filled by albumentations' cutout kernel.
-- pixel: Normalize is ``A.Normalize``; every other pixel / feature spec
-  (GaussianNoise, Rescale, Standardize, ZCAWhitening, HSV hue, Dropout, plugin
-  specs) runs its NumPy kernel on the one image, which is exact.
+- region: an op whose mask is a union of axis-aligned boxes (``RegionOp.boxes``)
+  has them filled by albumentations' cutout kernel; any other through its mask.
+- pixel: an op with a static per-channel map (``PixelOp.channel_map``) is one
+  look-up table (uint8, straight to float32) or one multiply-add (float); every
+  other pixel / feature op runs its NumPy kernel on the one image, which is exact.
 
 uint8 images stay uint8 through the geometric, colour and region stages (OpenCV
 rounds after each, where augspec rounds once at the end: +-1 level) and become
-float32 at the first spec that needs float; the result has augspec's dtype rule.
+float32 at the first op that needs float; the result has augspec's dtype rule.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,15 +55,13 @@ import numpy as np
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
 
-import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 from albumentations.augmentations.dropout import functional as _fdropout  # noqa: E402
+from albumentations.augmentations.geometric import functional as _fgeometric  # noqa: E402
 
 from ..core.errors import InputError, SpecError  # noqa: E402
-from ..core.ops.pixel import Normalize  # noqa: E402
-from ..core.ops.region import CutOut, box_edges  # noqa: E402
 from ..core.pipeline import Pipeline  # noqa: E402
-from ..core.plan import Leaf, Plan, Stage, _gate_affine, is_batch_op, split_pipeline  # noqa: E402  # noqa: E402
+from ..core.plan import Leaf, Plan, Stage, _gate_affine, is_batch_op, split_pipeline  # noqa: E402
 from ..core.random import M32, Bernoulli, DrawSpec, Normal, Sampler, Uniform  # noqa: E402
 from ..core.run import Run, _state_int  # noqa: E402
 from ..core.spec import Context, Op  # noqa: E402
@@ -65,7 +70,7 @@ from .numpy import NumpyBackend  # noqa: E402
 __all__ = ["AlbumentationsBackend", "AlbumentationsRun", "is_batch_op", "split_pipeline"]
 
 _INTERP = {"bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
-#: ``Affine.fill_mode`` as OpenCV borders (BORDER_REFLECT is half-sample symmetric, as ours;
+#: a geometric stage's ``fill_mode`` as OpenCV borders (BORDER_REFLECT is half-sample symmetric, as ours;
 #: albumentations' default BORDER_REFLECT_101 would not repeat the edge pixel)
 _BORDER = {"constant": cv2.BORDER_CONSTANT, "nearest": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT}
 _BATCH_SALT = 0x5EED_BA7C_0FF1_CE00
@@ -76,21 +81,65 @@ class AlbumentationsBackend(NumpyBackend):
 
     Options: ``exact_draws`` (default False) draws per-pixel randomness with augspec's
     counter-based generator too (bit-identical to the other backends, slower).
+    ``defer_batch_ops`` says what compiling a pipeline with batch ops does (they
+    cannot run per image, so they are deferred to ``run.batch`` / ``run.collate``):
+    None (default) warns, naming them; True defers them silently; False refuses
+    the pipeline (SpecError).
     """
 
     name = "albumentations"
     array_module = "numpy"
 
-    def __init__(self, layout: str = "NHWC", *, exact_draws: bool = False, **options: Any):
+    def __init__(self, layout: str = "NHWC", *, exact_draws: bool = False, defer_batch_ops: bool | None = None,
+                 **options: Any):
         if layout != "NHWC":
             raise SpecError(f"albumentations backend: images are HWC, so layout must be 'NHWC', got {layout!r}")
         if not isinstance(exact_draws, bool):
             raise SpecError(f"albumentations backend: exact_draws must be True or False, got {exact_draws!r}")
+        if defer_batch_ops is not None and not isinstance(defer_batch_ops, bool):
+            raise SpecError("albumentations backend: defer_batch_ops must be None (warn), True (defer silently) "
+                            f"or False (refuse), got {defer_batch_ops!r}")
         super().__init__(layout, **options)
         self.exact_draws = exact_draws
+        self.defer_batch_ops = defer_batch_ops
 
     def make_run(self, pipeline: Any, **run_options: Any) -> AlbumentationsRun:
         return AlbumentationsRun(pipeline, self, **run_options)
+
+
+def _warn_outside_package(message: str) -> None:
+    """A UserWarning attributed to the first caller outside augspec (the ``compile`` line)."""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
+
+
+def _describe(op: Op) -> str:
+    """An op's class name, with its children for a container (``Outer(Inner, Other)``)."""
+    kids = getattr(op, "children", None) if op.family == "container" else None
+    return type(op).__name__ + (f"({', '.join(_describe(k) for k in kids)})" if kids else "")
+
+
+def _defer_batch_ops(suffix: Sequence[Op], policy: bool | None) -> None:
+    """Apply the ``defer_batch_ops`` policy to the batch part ``suffix`` (non-empty)."""
+    if policy is True:
+        return
+    names = [_describe(op) for op in suffix]
+    batch = [n for n, op in zip(names, suffix) if is_batch_op(op)]
+    after = [n for n, op in zip(names, suffix) if not is_batch_op(op)]
+    what = f"batch op{'s' if len(batch) > 1 else ''} {', '.join(batch)}"
+    if after:
+        what += f" (and the per-sample op{'s' if len(after) > 1 else ''} {', '.join(after)} after the first of them)"
+    if policy is False:
+        raise SpecError(f"albumentations backend: the {what} cannot run per image and defer_batch_ops=False; "
+                        "compile the per-sample ops only, or pass defer_batch_ops=True (or None) to run them "
+                        "on the collated batch with run.batch(images, labels) / collate_fn=run.collate")
+    _warn_outside_package(
+        f"albumentations backend: the {what} cannot run per image, so run(image) does not apply them; "
+        "apply them to the collated batch with run.batch(images, labels) or collate_fn=run.collate. "
+        "Pass defer_batch_ops=True to compile to silence this warning (False makes it an error).")
 
 
 # ------------------------------------------------------------------ stages
@@ -126,19 +175,16 @@ class _StageBase:
 
 
 class _Geometry(_StageBase):
-    """One warp per image through ``A.Affine.apply`` (or exact flips)."""
+    """One warp per image through albumentations' ``warp_affine`` (or exact flips)."""
 
     def __init__(self, run: AlbumentationsRun, st: Stage):
         super().__init__(run, st)
         fill = tuple(float(v) for v in (st.fill if st.fill is not None else (0.0,)))
-        flags = _INTERP[st.interpolation or "bilinear"]
-        border = _BORDER[st.fill_mode or "constant"]
+        self.flags = _INTERP[st.interpolation or "bilinear"]
+        self.border = _BORDER[st.fill_mode or "constant"]
         self.flip_only = all(lf.op.flip_axis for lf in st.leaves)  # type: ignore[attr-defined]
-        self.warp_u8 = A.Affine(interpolation=flags, border_mode=border,
-                                fill=tuple(min(255.0, max(0.0, math.floor(v * 255.0 + 0.5))) for v in fill), p=1.0)
-        self.warp_f = A.Affine(interpolation=flags, border_mode=border, fill=fill, p=1.0)
-        self.hflip = A.HorizontalFlip(p=1.0)
-        self.vflip = A.VerticalFlip(p=1.0)
+        self.fill_u8 = tuple(min(255.0, max(0.0, math.floor(v * 255.0 + 0.5))) for v in fill)
+        self.fill_f = fill
 
     def matrix(self, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
         """augspec's composed forward matrix (3, 3), float64, as ``Plan._geometric`` builds it."""
@@ -158,14 +204,14 @@ class _Geometry(_StageBase):
                 if self.gate_on(lf, params):
                     parity[lf.op.flip_axis] = not parity[lf.op.flip_axis]  # type: ignore[attr-defined]
             if parity["w"]:
-                img = self.hflip.apply(img)
+                img = _fgeometric.hflip(img)
             if parity["h"]:
-                img = self.vflip.apply(img)
+                img = _fgeometric.vflip(img)
             return img
-        m = self.matrix(params, ctx)
-        cv = opencv_matrix(m)
-        warp = self.warp_u8 if img.dtype == np.uint8 else self.warp_f
-        out = warp.apply(img, matrix=cv, output_shape=img.shape[:2])
+        cv = opencv_matrix(self.matrix(params, ctx))
+        fill = self.fill_u8 if img.dtype == np.uint8 else self.fill_f
+        out = _fgeometric.warp_affine(img, cv, interpolation=self.flags, fill=fill, border_mode=self.border,
+                                      output_shape=img.shape[:2])
         return out.reshape(img.shape)
 
 
@@ -217,7 +263,8 @@ class _Color(_StageBase):
 
 
 class _Region(_StageBase):
-    """CutOut through albumentations' cutout kernel; other region specs through their mask."""
+    """Ops whose mask is a union of boxes (``RegionOp.boxes``) through albumentations'
+    cutout kernel; other region ops through their mask."""
 
     def __call__(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
         B = self.B
@@ -229,29 +276,69 @@ class _Region(_StageBase):
                 fill = np.clip(np.floor(fill * 255.0 + 0.5), 0, 255)
             fill_arr = np.broadcast_to(fill, (img.shape[2],)).astype(img.dtype)
             p = lf.params(params)
-            if isinstance(lf.op, CutOut) and lf.op.name not in self.plan.kernels:
-                s = np.asarray(p["size"], np.float32)
-                y0, y1 = box_edges(B, np.asarray(p["centre_y"], np.float32), s * ctx.height, ctx.height)
-                x0, x1 = box_edges(B, np.asarray(p["centre_x"], np.float32), s * ctx.width, ctx.width)
-                holes = np.stack([x0[0], y0[0], x1[0], y1[0]], axis=-1).astype(np.int64)
-                img = _fdropout.cutout(img, holes, fill_arr, None)
+            boxes = self.boxes(lf, p, ctx)
+            if boxes is not None:
+                img = _fdropout.cutout(img, boxes, fill_arr, None)
             else:
                 mask = np.asarray(self.plan.call(lf, "mask", B, p, ctx))[0]
                 img = img.copy()
                 img[mask] = fill_arr
         return img
 
+    def boxes(self, lf: Leaf, p: Mapping[str, Any], ctx: Context) -> np.ndarray | None:
+        """The op's boxes as albumentations' holes, (k, 4) int64 ``[x0, y0, x1, y1]``, or
+        None: the op has no box form, or a kernel registered for it replaces its mask."""
+        fn = getattr(lf.op, "boxes", None)
+        if fn is None or lf.op.name in self.plan.kernels:
+            return None
+        edges = fn(self.B, p, ctx)
+        if edges is None:
+            return None
+        y0, y1, x0, x1 = (np.asarray(v).reshape(-1) for v in edges)  # one image: (k,) each
+        return np.stack([x0, y0, x1, y1], axis=-1).astype(np.int64)
 
-class _Normalize(_StageBase):
+
+class _ChannelMap(_StageBase):
+    """A pixel op with a static per-channel map ``x -> mul * x + add`` (``PixelOp.channel_map``):
+    one look-up table for uint8 images (straight to float32), one multiply-add for float ones.
+    Where the op gives no map for the image's channel count, its NumPy kernel runs."""
+
     def __init__(self, run: AlbumentationsRun, st: Stage):
         super().__init__(run, st)
-        op = st.leaves[0].op
-        self.u8 = A.Normalize(mean=op.mean, std=op.std, max_pixel_value=255.0, p=1.0)  # type: ignore[attr-defined]
-        self.f = A.Normalize(mean=op.mean, std=op.std, max_pixel_value=1.0, p=1.0)  # type: ignore[attr-defined]
+        self.fallback = _NumpyKernel(run, st, "pixels")
+        self._maps: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
+
+    def maps(self, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(mul, add, uint8 table (256, 1, C)) float32 for ``ctx.channels``, or None."""
+        c = ctx.channels
+        if c not in self._maps:
+            cm = self.st.leaves[0].op.channel_map(ctx)  # type: ignore[attr-defined]
+            if cm is None:
+                self._maps[c] = None
+            else:
+                mul = np.broadcast_to(np.asarray(cm[0], np.float32), (c,)).copy()
+                add = np.broadcast_to(np.asarray(cm[1], np.float32), (c,)).copy()
+                levels = np.arange(256, dtype=np.float32) * np.float32(1.0 / 255.0)  # as uint8 inputs are read
+                lut = (levels[:, None] * mul + add).astype(np.float32)
+                if self.st.clamp:
+                    np.clip(lut, 0.0, 1.0, out=lut)
+                self._maps[c] = (mul, add, np.ascontiguousarray(lut[:, None, :]))
+        return self._maps[c]
 
     def __call__(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
-        out = (self.u8 if img.dtype == np.uint8 else self.f).apply(img)
-        return np.asarray(out, np.float32).reshape(img.shape)
+        maps = self.maps(ctx)
+        if maps is None:
+            return self.fallback(img, params, ctx)
+        if not self.gate_on(self.st.leaves[0], params):
+            return img
+        mul, add, lut = maps
+        if img.dtype == np.uint8:
+            return cv2.LUT(img, lut).reshape(img.shape)
+        out = np.multiply(img, mul, dtype=np.float32)
+        out += add
+        if self.st.clamp:
+            np.clip(out, 0.0, 1.0, out=out)
+        return out
 
 
 class _NumpyKernel(_StageBase):
@@ -280,7 +367,13 @@ class AlbumentationsRun(Run):
 
     ``run(image[, label])`` and ``run(batch[, labels])`` apply the per-sample part
     image by image (labels pass through); ``run.batch(images, labels)`` and
-    ``run.collate(samples)`` apply the batch-level part to a collated batch.
+    ``run.collate(samples)`` apply the batch-level part (the deferred batch ops and
+    what follows them) to a collated batch.
+
+    ``worker``: None (the default) takes it from the torch DataLoader worker the run
+    is called in, as the worker id + 1 (0 in the main process), so no two processes
+    draw the same stream; ``worker=`` at compile time or ``set_state(worker=)`` fixes
+    it exactly.
 
     The batch part draws at ``(seed ^ salt, epoch, batch_step, rank, worker)``
     where ``batch_step`` counts the batches mixed since ``set_epoch`` (+1 per
@@ -292,15 +385,18 @@ class AlbumentationsRun(Run):
     """
 
     def __init__(self, pipeline: Any, backend: AlbumentationsBackend, *, kernels: Mapping[str, Any] | None = None,
-                 fuse: bool = True, epoch: int = 0, rank: int = 0, worker: int = 0):
+                 fuse: bool = True, epoch: int = 0, rank: int = 0, worker: int | None = None):
         prefix, suffix = split_pipeline(pipeline.ops)
+        if suffix:
+            _defer_batch_ops(suffix, getattr(backend, "defer_batch_ops", None))
         self.full_pipeline = pipeline
         per_sample = Pipeline(list(prefix), num_classes=pipeline.num_classes, seed=pipeline.seed)
-        super().__init__(per_sample, backend, kernels=kernels, fuse=fuse, epoch=epoch, rank=rank, worker=worker)
+        super().__init__(per_sample, backend, kernels=kernels, fuse=fuse, epoch=epoch, rank=rank,
+                         worker=0 if worker is None else worker)
         self.batch_ops: tuple[Op, ...] = suffix
         self._batch_runs: dict[tuple[str, str], Any] = {}
         self.batch_step = 0
-        self._auto_worker = True
+        self._auto_worker = worker is None
         self._stages = [self._compile_stage(st) for st in self.plan.stages]
         small, big = [], []
         for d in self.plan.sampler.draws:
@@ -316,9 +412,9 @@ class AlbumentationsRun(Run):
         if st.kind == "region":
             return _Region(self, st)
         if st.kind == "pixel":
-            lf = st.leaves[0]
-            if type(lf.op) is Normalize and lf.op.name not in self.plan.kernels and not lf.gates:
-                return _Normalize(self, st)
+            op = st.leaves[0].op
+            if getattr(op, "channel_map", None) is not None and op.name not in self.plan.kernels and not op.draws():
+                return _ChannelMap(self, st)  # a static map: no draws besides the planner's gate
             return _NumpyKernel(self, st, "pixels")
         if st.kind == "feature":
             return _NumpyKernel(self, st, "features")
@@ -355,10 +451,16 @@ class AlbumentationsRun(Run):
     @property
     def state(self) -> dict[str, int]:
         """The key state: ``Run.state`` plus ``batch_step`` (the batch part's step)."""
+        self._sync_worker()
         return {**super().state, "batch_step": self.batch_step}
 
+    def key(self) -> tuple[int, int]:
+        self._sync_worker()
+        return super().key()
+
     def _sync_worker(self) -> None:
-        """Inside a torch DataLoader worker, take its id (unless set_state(worker=) was called)."""
+        """Inside a torch DataLoader worker, take ``worker = id + 1`` (0, the main process's,
+        stays apart from every worker's), unless the worker was given (compile or set_state)."""
         torch = sys.modules.get("torch")
         if not self._auto_worker or torch is None:
             return
@@ -366,8 +468,8 @@ class AlbumentationsRun(Run):
             info = torch.utils.data.get_worker_info()
         except Exception:  # pragma: no cover - torch without data utilities
             return
-        if info is not None and info.id != self.worker:
-            self.worker = int(info.id)
+        if info is not None and int(info.id) + 1 != self.worker:
+            self.worker = int(info.id) + 1
             for r in self._batch_runs.values():
                 r.set_state(worker=self.worker)
 
@@ -375,13 +477,10 @@ class AlbumentationsRun(Run):
         return list(self.full_pipeline.ops)
 
     # ---------------------------------------------------------- drawing
-    def __call__(self, images: Any, labels: Any = None, *, training: bool = True) -> Any:
-        self._sync_worker()
-        return super().__call__(images, labels, training=training)
-
     def _draw(self, batch_size: int, hwc: tuple[int, int, int] | None, key: tuple[int, int]) -> dict[str, Any]:
         B = self.backend
-        params = self._small_sampler.sample(B, batch_size, (np.int64(key[0]), np.int64(key[1])), hwc)
+        ukey = (np.uint32(key[0]), np.uint32(key[1]))  # the generator's key: two uint32 words
+        params = self._small_sampler.sample(B, batch_size, ukey, hwc)
         if not self._pixel_draws:
             return params
         from ..core.random import resolve_shape
@@ -399,7 +498,7 @@ class AlbumentationsRun(Run):
             elif isinstance(dist, Bernoulli):
                 v = rng.random((rows, *vshape), np.float32) < dist.p
             else:
-                v = Sampler([d]).sample(B, batch_size, (np.int64(key[0]), np.int64(key[1])), hwc)[d.key]
+                v = Sampler([d]).sample(B, batch_size, ukey, hwc)[d.key]
                 rows = batch_size
             if rows != batch_size:
                 v = np.broadcast_to(v, (batch_size, *vshape))

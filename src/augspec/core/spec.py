@@ -212,12 +212,21 @@ class PixelOp(Op):
 
 
 class RegionOp(Op):
-    """Writes ``fill`` inside a per-sample mask: ``mask(B, params, ctx) -> (N, H, W)`` bool."""
+    """Writes ``fill`` inside a per-sample mask: ``mask(B, params, ctx) -> (N, H, W)`` bool.
+
+    ``boxes(B, params, ctx)`` may return ``(y0, y1, x0, x1)``, each ``(N, k)`` with
+    integer values, when the mask is exactly the union of the ``k`` axis-aligned boxes
+    rows ``[y0, y1)`` x columns ``[x0, x1)`` of each sample (edges clipped to the image;
+    an empty box has ``y0 == y1`` or ``x0 == x1``); None otherwise. Backends may fill
+    such boxes directly instead of building the mask."""
 
     family = "region"
 
     def mask(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         raise NotImplementedError
+
+    def boxes(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any, Any, Any] | None:
+        return None
 
 
 class MixOp(Op):

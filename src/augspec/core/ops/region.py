@@ -68,8 +68,12 @@ class CutOut(RegionOp):
             "size": Uniform(low=self.size[0], high=self.size[1], shape=k),
         }
 
-    def mask(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
+    def boxes(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any, Any, Any]:
+        """The ``holes`` boxes of each sample: ``(y0, y1, x0, x1)``, each (N, holes)."""
         s = params["size"]
         y0, y1 = box_edges(B, params["centre_y"], s * ctx.height, ctx.height)
         x0, x1 = box_edges(B, params["centre_x"], s * ctx.width, ctx.width)
-        return box_mask(B, y0, y1, x0, x1, ctx)
+        return y0, y1, x0, x1
+
+    def mask(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
+        return box_mask(B, *self.boxes(B, params, ctx), ctx)
