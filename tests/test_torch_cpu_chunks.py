@@ -271,3 +271,33 @@ def test_chunked_equals_whole_for_random_pipelines(idx, n, c, h, w, dtype, chann
     assert part[0].dtype == whole[0].dtype and part[0].shape == whole[0].shape
     assert torch.equal(part[0], whole[0])
     assert torch.equal(part[1], whole[1])
+
+
+class _ArrayInterface:
+    """A holder that exposes the output only through ``__array_interface__`` (what a C
+    extension or another array library keeps), referencing the tensor's NumPy view."""
+
+    def __init__(self, t):
+        self._keep = t.numpy()
+        self.__array_interface__ = self._keep.__array_interface__
+
+
+@pytest.mark.parametrize("keep", ["array_interface", "numpy_view", "dlpack", "pinned_copy"])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_outputs_belong_to_the_caller_over_100_calls(monkeypatch, keep, chunked):
+    """No output a call returned is written again while the caller holds it in any form."""
+    monkeypatch.setattr(bt.TorchBackend, "chunk_bytes", BIG[0].size * 4 if chunked else 1 << 40)
+    rt = r2(num_classes=K, seed=0).compile("torch")
+    x, y = torch.from_numpy(BIG), torch.from_numpy(np.arange(4) % K)
+    out, _ = rt(x, y)
+    expect = out.clone()
+    held = {"array_interface": lambda t: _ArrayInterface(t), "numpy_view": lambda t: t.numpy()[:, 1:],
+            "dlpack": lambda t: torch.utils.dlpack.to_dlpack(t), "pinned_copy": lambda t: t.pin_memory()
+            if torch.cuda.is_available() else t.clone()}[keep](out)
+    del out
+    for _ in range(100):
+        rt(x, y)
+    seen = {"array_interface": lambda: torch.from_numpy(np.asarray(held)),
+            "numpy_view": lambda: torch.from_numpy(held), "dlpack": lambda: torch.utils.dlpack.from_dlpack(held),
+            "pinned_copy": lambda: held}[keep]()
+    assert torch.equal(seen, expect[:, 1:] if keep == "numpy_view" else expect), f"an output held as {keep} changed"

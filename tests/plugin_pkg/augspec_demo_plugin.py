@@ -1,9 +1,11 @@
-"""A tiny augspec plugin: the op ``invert`` (x -> 1 - x on [0, 1] values), found
-through the entry-point group ``augspec`` and written against the primitive
-namespace ``B``, so it runs on every backend."""
+"""A tiny augspec plugin: the ops ``invert`` (x -> 1 - x on [0, 1] values) and
+``tilt`` (a per-sample rotation, a geometric op), found through the entry-point
+group ``augspec`` and written against the primitive namespace ``B``, so they run
+on every backend; ``tilt`` fuses into the one warp of its neighbours."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +26,32 @@ class Invert(augspec.PixelOp):
         return 1.0 - x
 
 
+@augspec.spec
+class Tilt(augspec.GeometricOp):
+    """Rotate by an angle uniform in [-degrees, degrees] per sample, about the image centre
+    (a positive angle turns the content counter-clockwise on screen, as ``Affine``)."""
+
+    name = "tilt"
+    samplewise = True
+    degrees: float = 10.0
+    p: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._validate_p()
+
+    def draws(self) -> dict[str, Any]:
+        return {"angle": augspec.Uniform(low=-self.degrees, high=self.degrees)}
+
+    def matrix(self, B: Any, params: Mapping[str, Any], ctx: augspec.Context) -> Any:
+        t = params["angle"] * (math.pi / 180.0)
+        c, s = B.cos(t), B.sin(t)
+        cx, cy = ctx.width / 2.0, ctx.height / 2.0
+        zero, one = 0.0 * c, 0.0 * c + 1.0
+        rows = [[c, s, cx - c * cx - s * cy], [-s, c, cy + s * cx - c * cy], [zero, zero, one]]
+        return B.stack([B.stack(r, axis=-1) for r in rows], axis=-2)
+
+
 @augspec.hookimpl
 def augspec_register(registry: Any) -> None:
     registry.add_op(Invert)
+    registry.add_op(Tilt)
