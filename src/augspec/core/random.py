@@ -262,6 +262,7 @@ class Sampler:
     def __init__(self, draws: Sequence[DrawSpec]):
         self.draws = tuple(draws)
         self._layout_cache: dict[tuple, tuple] = {}
+        self._beta_cache: dict[tuple, tuple] = {}
 
     def _layout(self, batch_size: int, image_hwc: tuple[int, int, int] | None):
         ck = (batch_size, image_hwc)
@@ -283,6 +284,15 @@ class Sampler:
                 offset += count
             self._layout_cache[ck] = (tuple(entries), tuple(pieces), offset)
         return self._layout_cache[ck]
+
+    def prepare(self, batch_size: int, image_hwc: tuple[int, int, int] | None) -> None:
+        """Build the host-side layout and constants of a batch shape ahead of a call (a
+        compiled call then only reads them: nothing changes between traces)."""
+        entries, _, _ = self._layout(batch_size, image_hwc)
+        ck = (batch_size, image_hwc)
+        betas = [(d.dist, rows * math.prod(vs)) for d, _, rows, vs, _ in entries if isinstance(d.dist, Beta)]
+        if betas and ck not in self._beta_cache:
+            self._beta_cache[ck] = _gamma_constants(betas)
 
     def counters_numpy(self, batch_size: int, image_hwc: tuple[int, int, int] | None):
         """The (2, total) uint32 counters ``(index, slot)`` of every draw, built with NumPy
@@ -309,17 +319,88 @@ class Sampler:
         if counters is None:
             counters = B.asarray(self.counters_numpy(batch_size, image_hwc), "uint32")
         params: dict[str, Any] = {}
-        bits = counters[0] if total == 0 else random_bits(B, counters, key)
+        if total == 0:
+            bits = uni = counters[0]
+        else:
+            bits = random_bits(B, counters, key)
+            uni = bits_to_uniform(B, bits)  # one conversion for every draw
+        betas = []
         for d, off, rows, vshape, nuni in entries:
             n = rows * math.prod(vshape) * nuni
-            chunk = bits[off : off + n]
             if isinstance(d.dist, Permutation):
                 # a stable sort of the bits: ties (equal bits) keep the sample order
-                params[d.key] = B.argsort(chunk)
+                params[d.key] = B.argsort(bits[off : off + n])
                 continue
-            u = B.reshape(bits_to_uniform(B, chunk), (rows, *vshape, nuni))
-            v = d.dist.transform(B, u)
-            if not d.dist.per_sample:
-                v = B.broadcast_to(v, (batch_size, *vshape))
-            params[d.key] = v
+            u = B.reshape(uni[off : off + n], (rows, *vshape, nuni))
+            if isinstance(d.dist, Beta):
+                betas.append((d, u, rows, vshape))
+                continue
+            params[d.key] = self._per_batch(B, d.dist.transform(B, u), d, batch_size, vshape)
+        if betas:
+            for (d, _, rows, vshape), v in zip(betas, self._betas(B, betas, batch_size, image_hwc)):
+                params[d.key] = self._per_batch(B, B.reshape(v, (rows, *vshape)), d, batch_size, vshape)
         return params
+
+    @staticmethod
+    def _per_batch(B: Any, v: Any, d: DrawSpec, batch_size: int, vshape: tuple[int, ...]) -> Any:
+        return v if d.dist.per_sample else B.broadcast_to(v, (batch_size, *vshape))
+
+    def _betas(self, B: Any, betas: list, batch_size: int, image_hwc: Any) -> list[Any]:
+        """Every Beta draw of the pipeline in ONE vectorized Gamma evaluation: the rows of
+        all the Gammas side by side (per-row constants), the six Marsaglia-Tsang rounds
+        of a row side by side, the first accepted round picked by a where-chain. The
+        values are ``Beta.transform``'s; the kernel count does not grow with the draws."""
+        self.prepare(batch_size, image_hwc)
+        dd, cc, alpha, boost = (B.asarray(a, "float32") for a in self._beta_cache[(batch_size, image_hwc)])
+        r3 = 3 * _GAMMA_ROUNDS
+        rounds, extra = [], []
+        for d, u, rows, vshape in betas:
+            m = rows * math.prod(vshape)
+            na = _gamma_uniforms(d.dist.a)
+            flat = B.reshape(u, (m, d.dist.uniforms))
+            for lo, hi in ((0, na), (na, d.dist.uniforms)):
+                rounds.append(B.reshape(flat[:, lo : lo + r3], (m, _GAMMA_ROUNDS, 3)))
+                extra.append(flat[:, lo + r3] if hi - lo > r3 else flat[:, lo])  # unused where no boost
+        lg = _log_gamma_rows(B, B.concat(rounds, axis=0), B.concat(extra, axis=0), dd, cc, alpha, boost)
+        out, o = [], 0
+        for _d, _, rows, vshape in betas:
+            m = rows * math.prod(vshape)
+            lx, ly = lg[o : o + m], lg[o + m : o + 2 * m]
+            out.append(1.0 / (1.0 + B.exp(B.clip(ly - lx, -80.0, 80.0))))
+            o += 2 * m
+        return out
+
+
+def _gamma_constants(blocks: list[tuple[Beta, int]]) -> tuple[Any, Any, Any, Any]:
+    """Per-row (d, c, alpha, boost) of the Gammas of Beta draws, rows ordered as ``_betas``
+    stacks them (for each draw: its X rows, then its Y rows), as float32 NumPy arrays."""
+    import numpy as np
+
+    d_, c_, al_, bo_ = [], [], [], []
+    for dist, m in blocks:
+        for alpha in (dist.a, dist.b):
+            boost = alpha < 1.0
+            a = alpha + 1.0 if boost else alpha
+            d = a - 1.0 / 3.0
+            d_ += [d] * m
+            c_ += [1.0 / math.sqrt(9.0 * d)] * m
+            al_ += [alpha] * m
+            bo_ += [1.0 if boost else 0.0] * m
+    return tuple(np.asarray(v, np.float32) for v in (d_, c_, al_, bo_))
+
+
+def _log_gamma_rows(B: Any, u: Any, ub: Any, d: Any, c: Any, alpha: Any, boost: Any) -> Any:
+    """``_log_gamma`` for rows with their own constants: ``u`` (M, rounds, 3), ``ub`` (M,)
+    the boost uniform, ``d, c, alpha, boost`` (M,); the same arithmetic, so the same values."""
+    dcol, ccol = B.reshape(d, (-1, 1)), B.reshape(c, (-1, 1))
+    z = _box_muller(B, u[..., 0], u[..., 1])
+    v = 1.0 + ccol * z
+    v3 = v * v * v
+    lu = B.log(1.0 - u[..., 2])
+    safe = B.where(v3 > 0, v3, 1.0)
+    ok = (v3 > 0) & (lu < 0.5 * z * z + dcol - dcol * safe + dcol * B.log(safe))
+    cand = dcol * safe
+    out = d
+    for r in reversed(range(_GAMMA_ROUNDS)):  # the first accepted round wins
+        out = B.where(ok[:, r], cand[:, r], out)
+    return B.log(out) + (B.log(1.0 - ub) / alpha) * boost

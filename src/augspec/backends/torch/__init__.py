@@ -12,7 +12,6 @@ One concept per module:
   the channel map, the partner blend); a plugin op of a family gets its family's;
 - ``memory``: private buffers and an output pool whose blocks return only when
   the caller frees the output;
-- ``sampler``: ``FastSampler``, the core sampler's draws with fewer kernels;
 - ``run``: ``TorchRun``: eager, ``jit=True`` (``torch.compile(fullgraph=True)``)
   or ``jit="cudagraph"``.
 """
@@ -21,8 +20,7 @@ from __future__ import annotations
 
 from .primitives import _CONST_ENTRIES, TorchBackend, _color_affine_unrolled, to_device
 from .run import TorchRun
-from .sampler import FastSampler
 from .warp import EXTERN_WARP_DEVICES, PADDING
 
-__all__ = ["TorchBackend", "TorchRun", "FastSampler", "to_device", "EXTERN_WARP_DEVICES", "PADDING",
+__all__ = ["TorchBackend", "TorchRun", "to_device", "EXTERN_WARP_DEVICES", "PADDING",
            "_CONST_ENTRIES", "_color_affine_unrolled"]

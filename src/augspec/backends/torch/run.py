@@ -2,9 +2,9 @@
 ``torch.compile``d (``jit=True``: the generic stages traced whole; inductor fuses them),
 or captured in a CUDA graph (``jit="cudagraph"``).
 
-Params come from ``FastSampler`` (the core sampler's values with fewer kernels), on
-the images' device, from the counters (cached per batch and image shape) and the
-key, an int64 tensor copied from pinned memory: nothing in a call waits for the device.
+Params come from the core sampler on the images' device, from the counters (cached
+per batch and image shape) and the key, an int64 tensor copied from pinned memory:
+nothing in a call waits for the device.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from ...core.run import Run
 from ...core.spec import Context
 from ...distributed import default_rank
 from .primitives import _DTYPES, TorchBackend, _mode, to_device
-from .sampler import FastSampler
 
 
 class TorchRun(Run):
@@ -33,7 +32,6 @@ class TorchRun(Run):
             kw["rank"] = default_rank()
         super().__init__(pipeline, backend, **kw)
         self.memory = backend.memory()
-        self.fast_sampler = FastSampler(self.plan.sampler)
         self._counters: dict[Any, Any] = {}
         self._compiled: Any = None
         self._graphs: dict[Any, Any] = {}
@@ -61,7 +59,7 @@ class TorchRun(Run):
     def _draw(self, batch_size: int, hwc: tuple[int, int, int] | None, key: tuple[int, int]) -> dict[str, Any]:
         dev = self.backend.current
         kt = self.key_tensor(key, dev)
-        return self.fast_sampler.sample(self.backend, batch_size, tuple(kt.unbind(0)), hwc,
+        return self.plan.sampler.sample(self.backend, batch_size, tuple(kt.unbind(0)), hwc,
                                         counters=self.counters(batch_size, hwc, dev))
 
     def sample(self, batch_size: int, image_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
@@ -203,7 +201,7 @@ class TorchRun(Run):
             y = self.backend.one_hot(y.to(torch.int64), k)
         ctx = Context(n, h, w, c, k)
         hwc = (h, w, c)
-        params = self.fast_sampler.sample(self.backend, ctx.n, tuple(key.unbind(0)), hwc, counters=counters, mode=False)
+        params = self.plan.sampler.sample(self.backend, ctx.n, tuple(key.unbind(0)), hwc, counters=counters)
         return self._generic(self._generic_plan, x, y, params, ctx, dtype, out_dtype)
 
     def _jit_call(self, x: Any, labels: Any) -> Any:
@@ -236,7 +234,7 @@ class TorchRun(Run):
         key = self.key()
         self.step += 1
         counters = self.counters(ctx.n, hwc, x4.device)
-        self.fast_sampler.constants(ctx.n, hwc, x4.device, False)  # cached before tracing: no recompilation
+        self.plan.sampler.prepare(ctx.n, hwc)  # host constants built before tracing: no recompilation
         kt = self.key_tensor(key, x4.device)
         meta = (ctx.n, ctx.height, ctx.width, ctx.channels, ctx.num_classes, dtype, out_dtype, ids)
         xo, yo = self._compiled(x4, y, counters, kt, meta)
@@ -277,7 +275,7 @@ class TorchRun(Run):
         counters = self.counters(ctx.n, hwc, x4.device)
 
         def body() -> tuple[Any, Any]:
-            params = self.fast_sampler.sample(self.backend, ctx.n, tuple(sk.unbind(0)), hwc, counters=counters)
+            params = self.plan.sampler.sample(self.backend, ctx.n, tuple(sk.unbind(0)), hwc, counters=counters)
             return self._eager(self.plan, sx, sy, params, ctx, dtype, out_dtype)
 
         side = torch.cuda.Stream(device=x4.device)
