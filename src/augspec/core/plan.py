@@ -283,11 +283,9 @@ class Plan:
                 w, lw = w * B.reshape(gf, (-1, 1, 1)), lw * gf
             w_tot = w if w_tot is None else w_tot + w
             lw_tot = lw if lw_tot is None else lw_tot + lw
-        wi = B.spatial(w_tot)
-        x = (1.0 - wi) * x + wi * B.take(x, perm)
+        x = blend(B, x, B.take(x, perm), B.spatial(w_tot))
         if y is not None:
-            lwi = B.reshape(lw_tot, (-1, 1))
-            y = (1.0 - lwi) * y + lwi * B.take(y, perm)
+            y = blend(B, y, B.take(y, perm), B.reshape(lw_tot, (-1, 1)))
         return x, y
 
     def _label(self, B, st, x, y, params, ctx, fuse):
@@ -297,6 +295,13 @@ class Plan:
         out = self.call(lf, "labels", B, y, lf.params(params), ctx)
         g = self.gate(lf, params)
         return x, (out if g is None else B.where(B.reshape(g, (-1, 1)), out, y))
+
+
+def blend(B: Any, x: Any, partner: Any, w: Any) -> Any:
+    """``(1 - w) x + w partner`` that *selects* where ``w`` is exactly 0 or 1, so a NaN or
+    inf of the side with weight 0 never reaches the output (``0 * NaN`` is NaN)."""
+    mixed = (1.0 - w) * x + w * partner
+    return B.where(w == 0.0, x, B.where(w == 1.0, partner, mixed))
 
 
 def _gate_affine(B: Any, g: Any, a: Any, t: Any, ctx: Context) -> tuple[Any, Any]:

@@ -194,7 +194,9 @@ def _blend_weight(w_tot: Any, boxes: list, lo: int | None = None, hi: int | None
 def _mix_labels(y: Any, perm: Any, lw_tot: Any) -> Any:
     if y is None:
         return None
-    return torch.lerp(y, torch.index_select(y, 0, perm), lw_tot.reshape(-1, 1))
+    w = lw_tot.reshape(-1, 1)
+    yp = torch.index_select(y, 0, perm)
+    return torch.where(w == 0.0, y, torch.where(w == 1.0, yp, torch.lerp(y, yp, w)))
 
 
 @eager
@@ -208,11 +210,20 @@ def mix(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
     partner = mem.dest(StageCall(**{**call.__dict__, "last": False}), x, avoid=x)
     torch.gather(x.reshape(n, -1), 0, perm.reshape(n, 1).expand(n, x[0].numel()), out=partner.view(n, -1))
     if flow.owned and mem.in_place_ok(call, x):
-        dst = x  # lerp in place: each element reads only itself and the partner copy
+        dst = x  # in place: each element reads only itself and the partner copy
     else:
         dst = mem.dest(call, x, avoid=partner)
-    out = torch.lerp(x, partner, w, out=dst)
+    out = _select_lerp(x, partner, w, dst)
     return Flow(out, _mix_labels(flow.y, perm, lw_tot), flow.scale, True)
+
+
+def _select_lerp(x: Any, partner: Any, w: Any, out: Any) -> Any:
+    """``lerp(x, partner, w)`` into ``out`` (which may be ``x``) that selects where ``w`` is
+    exactly 0 or 1 (``core.plan.blend``): the partner copy takes ``x`` where ``w == 0``
+    first, so the lerp reads no NaN of the other side, then ``w == 1`` takes the partner."""
+    torch.where(w == 0.0, x, partner, out=partner)
+    torch.lerp(x, partner, w, out=out)
+    return torch.where(w == 1.0, partner, out, out=out)
 
 
 def mix_chunked(call: StageCall, src: Any, out: Any, y: Any, bounds: list[int]) -> Any:
@@ -225,7 +236,7 @@ def mix_chunked(call: StageCall, src: Any, out: Any, y: Any, bounds: list[int]) 
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         partner = call.memory.scratch("partner", (hi - lo, *src.shape[1:]), src.device)
         torch.index_select(flat, 0, perm[lo:hi], out=partner.view(hi - lo, -1))
-        torch.lerp(src[lo:hi], partner, _blend_weight(w_tot, boxes, lo, hi), out=out[lo:hi])
+        _select_lerp(src[lo:hi], partner, _blend_weight(w_tot, boxes, lo, hi), out[lo:hi])
     return _mix_labels(y, perm, lw_tot)
 
 

@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import SpecError
 from ..random import Distribution, Uniform
 from ..spec import Context, GeometricOp, check_channels, check_choice, check_range, spec
 
@@ -28,6 +29,25 @@ def affine_matrix(B: Any, a: Any, b: Any, c: Any, d: Any, e: Any, f: Any) -> Any
     zero = 0.0 * a
     one = zero + 1.0
     return B.reshape(B.stack([a, b, c, d, e, f, zero, zero, one], axis=-1), (-1, 3, 3))
+
+
+#: the smallest ``|det|`` of the shear part ``[[1, tan sx], [tan sy, 1]]`` a range may reach
+MIN_SHEAR_DET = 1e-3
+
+
+def _check_invertible(shear: tuple[float, float], shear_y: tuple[float, float]) -> None:
+    """Refuse shear ranges that reach a singular map: the shear part has determinant
+    ``1 - tan(sx) tan(sy)``; the product of tangents takes every value between its
+    extremes at the corners of the two ranges (each tangent is monotonic there), so the
+    map can be singular iff that interval comes within ``MIN_SHEAR_DET`` of 1."""
+    deg = math.pi / 180.0
+    products = [math.tan(a * deg) * math.tan(b * deg) for a in shear for b in shear_y]
+    lo, hi = min(products), max(products)
+    if lo < 1.0 + MIN_SHEAR_DET and hi > 1.0 - MIN_SHEAR_DET:
+        raise SpecError(
+            f"Affine: shear={shear!r} with shear_y={shear_y!r} reaches a singular map: tan(shear) * tan(shear_y) "
+            f"spans [{lo:.4g}, {hi:.4g}] and the determinant 1 - tan(shear) tan(shear_y) comes within "
+            f"{MIN_SHEAR_DET} of 0; keep that product away from 1 over both ranges")
 
 
 @spec
@@ -70,6 +90,7 @@ class Affine(GeometricOp):
             s(self, "scale_y", check_range(n, "scale_y", self.scale_y, center=1.0, lo=1e-3, hi=1e3))
         s(self, "shear", check_range(n, "shear", self.shear, lo=-80, hi=80))
         s(self, "shear_y", check_range(n, "shear_y", self.shear_y, lo=-80, hi=80))
+        _check_invertible(self.shear, self.shear_y)
         check_choice(n, "interpolation", self.interpolation, ("bilinear", "nearest"))
         s(self, "fill", check_channels(n, "fill", self.fill))
         check_choice(n, "fill_mode", self.fill_mode, FILL_MODES)
