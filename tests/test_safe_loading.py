@@ -22,6 +22,7 @@ import pytest
 
 import augspec as aug
 from augspec.core import serialize
+from augspec.core import registry as core_registry
 from augspec.plugins import manager
 
 SRC = pathlib.Path(aug.__file__).resolve().parent
@@ -302,7 +303,7 @@ def _py_files():
 
 #: dynamic imports allowed, and why: none of them takes a name from a config
 DYNAMIC_IMPORT_ALLOWED = {
-    ("plugins/manager.py", "import_module"),  # a *registered* backend's factory "module:attr"
+    ("core/registry.py", "import_module"),  # a *registered* backend factory's or kernel's "module:attr"
     ("bench.py", "__import__"),  # a fixed tuple of peer libraries, imported before TensorFlow
 }
 
@@ -362,7 +363,7 @@ def test_loading_a_config_imports_no_framework():
 @pytest.fixture
 def fresh_registry(monkeypatch):
     """A registry built from scratch in this test, the real one restored afterwards."""
-    monkeypatch.setattr(manager, "_registry", None)
+    monkeypatch.setattr(core_registry, "_registry", None)
     monkeypatch.setattr(manager, "_pm", None)
     monkeypatch.delenv(manager.DISABLE_ENV, raising=False)
     return manager

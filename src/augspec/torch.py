@@ -32,6 +32,7 @@ from .core.ops.feature import Dropout as DropoutSpec
 from .core.pipeline import Pipeline
 from .core.plan import is_batch_op
 from .core.random import Bernoulli, DrawSpec, Sampler, derive_key
+from .core.run import _state_int
 from .core.spec import Op
 from .distributed import default_rank
 
@@ -222,10 +223,10 @@ class Dropout(nn.Module):
                   worker: int | None = None) -> None:
         for k, v in (("epoch", epoch), ("step", step), ("rank", rank), ("worker", worker)):
             if v is not None:
-                setattr(self, k, int(v))
+                setattr(self, k, _state_int(k, v))
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch, self.step = int(epoch), 0
+        self.epoch, self.step = _state_int("epoch", epoch), 0
 
     def mask_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         ns = self.spec.noise_shape

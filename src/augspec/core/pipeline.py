@@ -10,6 +10,9 @@ import numpy as np
 from .errors import InputError, SpecError, SpecTypeError
 from .spec import FitOp, Op, check_int, check_ops
 
+#: the most classes a pipeline takes: soft labels are (N, K) float32, 4 MiB per sample here
+MAX_CLASSES = 1 << 20
+
 
 class Pipeline(Op):
     """Ops applied in order; ``num_classes`` is needed when labels come as class ids
@@ -27,7 +30,7 @@ class Pipeline(Op):
     def __init__(self, ops: Sequence[Op] | Op = (), num_classes: int | None = None, seed: int | None = None):
         self.ops: tuple[Op, ...] = check_ops("Pipeline", "ops", ops)
         if num_classes is not None:
-            num_classes = check_int("Pipeline", "num_classes", num_classes, 1)
+            num_classes = check_int("Pipeline", "num_classes", num_classes, 1, MAX_CLASSES)
         if seed is not None:
             seed = check_int("Pipeline", "seed", seed, 0, 2**63 - 1)
         self.num_classes = num_classes

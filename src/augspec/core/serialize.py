@@ -83,6 +83,8 @@ def _decode(v: Any, where: str) -> Any:
         raise ConfigError(f"{where}: a mapping without 'type' is not a value augspec reads: {sorted(map(str, v))[:5]}")
     if isinstance(v, list):
         return tuple(_decode(x, f"{where}[{i}]") for i, x in enumerate(v))
+    if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:
+        raise ConfigError(f"{where}: the integer {str(v)[:20]}... ({len(str(abs(v)))} digits) is out of range")
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     raise ConfigTypeError(f"{where}: a value of type {type(v).__name__} is not allowed")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ...core.errors import InputTypeError, SpecError
-from ..base import Backend
+from ..base import IMAGE_DTYPES, Backend
 from .warp import _compiling, _is_identity, _resample
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64, "uint8": torch.uint8,
@@ -135,7 +135,9 @@ class TorchBackend(Backend):
                 raise InputTypeError(f"torch backend: cannot read the images as a tensor ({e})") from None
         if x.is_complex() or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16,
                                                                        torch.int32, torch.int64, torch.bool)):
-            raise InputTypeError(f"torch backend: images of dtype {x.dtype} are not numbers")
+            what = "are not numbers" if x.is_complex() else "are not supported"
+            raise InputTypeError(f"torch backend: images of dtype {str(x.dtype).replace('torch.', '')} {what}; "
+                                 f"use one of {list(IMAGE_DTYPES)}")
         if self.device is not None and x.device != self.device:
             x = x.to(self.device, non_blocking=True)
         return x

@@ -171,12 +171,14 @@ class Standardize(FitOp):
     def pixels(self, B: Any, x: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         if self.samplewise_center:
             x = x - B.image_mean(x)
-        if self.samplewise_std:
-            x = x / (B.image_std(x) + self.epsilon)
+        if self.samplewise_std:  # a constant image (std + epsilon == 0) is left as it is: 0 after centring
+            d = B.image_std(x) + self.epsilon
+            x = x / B.where(d > 0, d, 1.0)
         if self.featurewise_center:
             x = x - B.per_channel(B.asarray(self.mean, "float32"))
         if self.featurewise_std:
-            x = x * B.per_channel(B.asarray(tuple(1.0 / (s + self.epsilon) for s in self.std), "float32"))
+            x = x * B.per_channel(B.asarray(tuple(1.0 / (s + self.epsilon) if s + self.epsilon > 0 else 1.0
+                                                  for s in self.std), "float32"))
         return x
 
 
@@ -200,7 +202,19 @@ class ZCAWhitening(FitOp):
                 raise SpecTypeError(f"ZCAWhitening: matrix must be a square array of numbers ({e})") from None
             if m.ndim != 2 or m.shape[0] != m.shape[1]:
                 raise SpecError(f"ZCAWhitening: matrix must be square, got shape {m.shape}")
+            if not np.isfinite(m).all():
+                raise SpecError(f"ZCAWhitening: matrix holds {int((~np.isfinite(m)).sum())} NaN or infinite values")
             object.__setattr__(self, "matrix", m)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        a, b = self.matrix, other.matrix  # type: ignore[attr-defined]
+        same = a is b or (a is not None and b is not None and a.shape == b.shape and np.array_equal(a, b))
+        return self.epsilon == other.epsilon and same  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.epsilon, None if self.matrix is None else self.matrix.shape))
 
     @property
     def p(self) -> float:
