@@ -1,5 +1,5 @@
 """augspec: the regularizers of vision training as one registry of specs,
-compiled for NumPy, PyTorch, TensorFlow or albumentations.
+compiled for NumPy, PyTorch, TensorFlow, JAX or albumentations.
 
     import augspec as aug
     pipe = aug.Pipeline([aug.Affine(rotate=15), aug.HorizontalFlip(), aug.MixUp(0.8)],

@@ -30,7 +30,7 @@ from .backends.torch import TorchBackend, TorchRun, to_device
 from .core.errors import InputError, SpecError, SpecTypeError
 from .core.ops.feature import Dropout as DropoutSpec
 from .core.pipeline import Pipeline
-from .core.plan import is_batch_op
+from .core.plan import split_pipeline
 from .core.random import Bernoulli, DrawSpec, Sampler, derive_key
 from .core.run import _state_int
 from .core.spec import Op
@@ -121,10 +121,11 @@ class Augment(nn.Module):
 
 
 def batch_ops(pipeline: Pipeline) -> Pipeline:
-    """The pipeline's top-level batch ops (``core.plan.is_batch_op``: MixUp, CutMix, label
-    smoothing and containers holding one), as a pipeline with the same classes and seed."""
-    return Pipeline([op for op in pipeline.ops if is_batch_op(op)], num_classes=pipeline.num_classes,
-                    seed=pipeline.seed)
+    """The pipeline's batch part (``core.plan.split_pipeline``, the rule of every integration):
+    everything from its first batch op (MixUp, CutMix, label smoothing or a container holding
+    one) onward, in order, as a pipeline with the same classes and seed; the ops before it
+    are the per-sample part a dataset's workers run."""
+    return Pipeline(split_pipeline(pipeline.ops)[1], num_classes=pipeline.num_classes, seed=pipeline.seed)
 
 
 class Collate:

@@ -74,10 +74,6 @@ class Memory:
     def end(self) -> None:
         """A call ended: forget its per-call state."""
 
-    def result(self, x: Any) -> Any:
-        """The call's result, never a private buffer of the backend (copied out if it is one)."""
-        return x
-
     def whole(self, shape: tuple[int, ...], device: Any) -> Any:
         """A float32 output of ``shape`` that chunks write slices of (chunking backends only)."""
         raise NotImplementedError

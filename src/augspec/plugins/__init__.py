@@ -1,1 +1,2 @@
-"""Plugins: the pluggy hook specifications, the plugin manager and the registry."""
+"""The plugin layer: the pluggy hook specifications, the loader that fills the core's
+registry (``manager``) and the built-ins, registered through the same hook (``builtin``)."""

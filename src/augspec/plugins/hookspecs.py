@@ -14,7 +14,7 @@ found through the entry-point group ``augspec``::
     def augspec_register(registry):
         registry.add_op(MyOp)                         # a spec class with a name
         registry.add_kernel("my_op", "torch", fn)      # optional native kernel
-        registry.add_backend("jax", "my_package.jax_backend:JaxBackend", requires=("jax",))
+        registry.add_backend("mxnet", "my_package.mx_backend:MxBackend", requires=("mxnet",))
 """
 
 from __future__ import annotations

@@ -133,9 +133,6 @@ class TorchMemory(Memory, threading.local):
     def copy_into(self, dst: Any, src: Any) -> Any:
         return dst if src.data_ptr() == dst.data_ptr() else dst.copy_(src)
 
-    def result(self, x: Any) -> Any:
-        return x.clone() if self.is_private(x) else x
-
     # ----------------------------------------------------- stage kernels' help
     def fresh(self, shape: tuple[int, ...], device: Any) -> Any:
         """A float32 tensor for a call's output, never one the caller still holds."""

@@ -44,7 +44,7 @@ def _(x: torch.Tensor, grid: torch.Tensor, mode: str, padding: str) -> torch.Ten
 #: devices where a compiled pipeline keeps the warp as one extern kernel (``augspec::grid_sample``)
 EXTERN_WARP_DEVICES = {"cpu"}
 
-#: ``Affine.fill_mode`` as ``grid_sample``'s padding: with align_corners=False "border"
+#: the warp's ``fill_mode`` as ``grid_sample``'s padding: with align_corners=False "border"
 #: clamps the coordinate to the edge pixels' centres, the same as clamping the taps, and
 #: "reflection" mirrors it about the image edge (-0.5, W - 0.5), the same as mirroring the
 #: taps (index -1 reads 0) of a linear interpolation
