@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import augspec as aug
-from augspec.core.spec import GeometricOp, spec
 from augspec.core import registry as core_registry
+from augspec.core.spec import GeometricOp, spec
 from augspec.plugins import manager
 
 P = aug.Pipeline

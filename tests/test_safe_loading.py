@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 import augspec as aug
-from augspec.core import serialize
 from augspec.core import registry as core_registry
+from augspec.core import serialize
 from augspec.plugins import manager
 
 SRC = pathlib.Path(aug.__file__).resolve().parent

@@ -319,8 +319,9 @@ class Sampler:
         if counters is None:
             counters = B.asarray(self.counters_numpy(batch_size, image_hwc), "uint32")
         params: dict[str, Any] = {}
-        if total == 0:
-            bits = uni = counters[0]
+        if total == 0:  # empty draws keep their dtypes: uint32 bits, float32 uniforms
+            bits = counters[0]
+            uni = bits_to_uniform(B, bits)
         else:
             bits = random_bits(B, counters, key)
             uni = bits_to_uniform(B, bits)  # one conversion for every draw
