@@ -39,12 +39,15 @@ SAMPLEWISE_KINDS = ("geometric", "color", "pixel", "region", "feature")
 
 @dataclass
 class Flow:
-    """The batch between stages: value ``scale * x``; ``owned``: ``x`` may be overwritten."""
+    """The batch between stages: value ``scale * x``; ``owned``: ``x`` may be overwritten;
+    ``finite``: ``x`` holds no NaN or inf (integer input images cannot, and ops map finite
+    values to finite values), so a blend may skip the select that keeps NaN from leaking."""
 
     x: Any
     y: Any
     scale: float = 1.0
     owned: bool = False
+    finite: bool = False
 
 
 @dataclass
@@ -125,11 +128,12 @@ class Executor:
                 res = kernel(StageCall(plan, B, st, i, params, ctx, fuse, mem, i == last, out), flow)
             if res is None:
                 if flow.scale != 1.0:
-                    flow = Flow(flow.x * flow.scale, flow.y, 1.0, True)
+                    flow = Flow(flow.x * flow.scale, flow.y, 1.0, True, flow.finite)
                 x, y = getattr(plan, "_" + st.kind)(B, st, flow.x, flow.y, params, ctx, fuse)
                 if st.clamp:
                     x = B.clip(x, 0.0, 1.0)
-                res = Flow(x, y, 1.0, False)  # a generic stage's output may alias its input or a param
+                # a generic stage's output may alias its input or a param
+                res = Flow(x, y, 1.0, False, flow.finite)
             flow = res
         if out is not None and flow.x is not out:
             flow = replace(flow, x=mem.copy_into(out, flow.x))
@@ -169,9 +173,10 @@ class Executor:
         if chunked_mix is not None:
             out = memory.whole(shape, device)
             call = StageCall(plan, B, mix, k, params, ctx, fuse, memory, False)
-            y = chunked_mix(call, dest, out, y, bounds)
+            y = chunked_mix(call, dest, out, y, bounds, to_flow(x[:0]).finite)
             dest, k = out, k + 1
-        return self.run(B, Flow(dest, y, scale, True), params, ctx, fuse, memory, (k, len(plan.stages)))
+        finite = to_flow(x[:0]).finite
+        return self.run(B, Flow(dest, y, scale, True, finite), params, ctx, fuse, memory, (k, len(plan.stages)))
 
 
 _NO_MEMORY = Memory()

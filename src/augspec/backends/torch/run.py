@@ -160,7 +160,7 @@ class TorchRun(Run):
 
         def to_flow(xc: Any, yc: Any = None) -> Flow:
             xf, scale, owned = mem.as_float(xc, dtype)
-            return Flow(xf, yc, scale, owned)
+            return Flow(xf, yc, scale, owned, finite=dtype == "uint8")  # integer images hold no NaN or inf
 
         mem.begin()
         try:

@@ -57,7 +57,7 @@ def geometric(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
     plan, st, ctx, B, x = call.plan, call.stage, call.ctx, call.B, flow.x
     if all(lf.op.flip_axis for lf in st.leaves):  # flips commute with the scale
         out, _ = plan._geometric(B, st, x, flow.y, call.params, ctx, call.fuse)
-        return Flow(out, flow.y, flow.scale, out.data_ptr() != x.data_ptr())
+        return Flow(out, flow.y, flow.scale, out.data_ptr() != x.data_ptr(), flow.finite)
     eye = torch.eye(3, device=x.device).expand(ctx.n, 3, 3)
     m = None
     for lf in st.leaves:
@@ -75,7 +75,7 @@ def geometric(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
     if interp != "nearest" and all(lf.gates for lf in st.leaves):
         # gated off everywhere: the exact input, as in the reference
         torch.where(_is_identity(inv).reshape(-1, 1, 1, 1), x, out, out=out)
-    return Flow(out, flow.y, flow.scale, True)
+    return Flow(out, flow.y, flow.scale, True, flow.finite)
 
 
 @eager
@@ -105,7 +105,7 @@ def color(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
     out = B.color_affine(x, a, t, out=mem.dest(call, x, avoid=x))
     if st.clamp:
         out.clamp_(0.0, 1.0)
-    return Flow(out, flow.y, 1.0, True)
+    return Flow(out, flow.y, 1.0, True, flow.finite)
 
 
 @eager
@@ -125,7 +125,7 @@ def region(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
         else:
             ft = B.asarray(fill, "float32").reshape(1, -1, 1, 1)
             torch.where(m[:, None], ft, x, out=x)
-    return Flow(x, flow.y, scale, True)
+    return Flow(x, flow.y, scale, True, flow.finite)
 
 
 @eager
@@ -146,7 +146,7 @@ def pixel(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
     out = torch.mul(x, mt, out=dst).add_(at)
     if call.stage.clamp:
         out.clamp_(0.0, 1.0)
-    return Flow(out, flow.y, 1.0, True)
+    return Flow(out, flow.y, 1.0, True, flow.finite)
 
 
 # ------------------------------------------------------------------------ mix
@@ -213,8 +213,8 @@ def mix(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
         dst = x  # in place: each element reads only itself and the partner copy
     else:
         dst = mem.dest(call, x, avoid=partner)
-    out = _select_lerp(x, partner, w, dst)
-    return Flow(out, _mix_labels(flow.y, perm, lw_tot), flow.scale, True)
+    out = _select_lerp(x, partner, w, dst) if not flow.finite else torch.lerp(x, partner, w, out=dst)
+    return Flow(out, _mix_labels(flow.y, perm, lw_tot), flow.scale, True, flow.finite)
 
 
 def _select_lerp(x: Any, partner: Any, w: Any, out: Any) -> Any:
@@ -226,9 +226,10 @@ def _select_lerp(x: Any, partner: Any, w: Any, out: Any) -> Any:
     return torch.where(w == 1.0, partner, out, out=out)
 
 
-def mix_chunked(call: StageCall, src: Any, out: Any, y: Any, bounds: list[int]) -> Any:
+def mix_chunked(call: StageCall, src: Any, out: Any, y: Any, bounds: list[int], finite: bool = False) -> Any:
     """The mix stage chunk by chunk: ``out[lo:hi] = lerp(src[lo:hi], src[partner[lo:hi]], w)``
-    (``out`` must not overlap ``src``, whose rows later chunks still read); returns the labels."""
+    (``out`` must not overlap ``src``, whose rows later chunks still read; ``finite``: no NaN or
+    inf in ``src``, so no select is needed); returns the labels."""
     if call.memory is None or not isinstance(call.memory, TorchMemory):  # pragma: no cover - executor contract
         raise TypeError("mix_chunked runs on the torch eager path only")
     perm, w_tot, boxes, lw_tot = _mix_weights(call, src.device)
@@ -236,7 +237,11 @@ def mix_chunked(call: StageCall, src: Any, out: Any, y: Any, bounds: list[int]) 
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         partner = call.memory.scratch("partner", (hi - lo, *src.shape[1:]), src.device)
         torch.index_select(flat, 0, perm[lo:hi], out=partner.view(hi - lo, -1))
-        _select_lerp(src[lo:hi], partner, _blend_weight(w_tot, boxes, lo, hi), out[lo:hi])
+        w = _blend_weight(w_tot, boxes, lo, hi)
+        if finite:
+            torch.lerp(src[lo:hi], partner, w, out=out[lo:hi])
+        else:
+            _select_lerp(src[lo:hi], partner, w, out[lo:hi])
     return _mix_labels(y, perm, lw_tot)
 
 
