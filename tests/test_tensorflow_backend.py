@@ -4,7 +4,11 @@ XLA paths, layouts and dtypes, and the Hypothesis invariants."""
 
 from __future__ import annotations
 
+import math
 import os
+import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +22,9 @@ import augspec as aug  # noqa: E402
 from augspec import recipes  # noqa: E402
 from augspec.backends.tensorflow import TensorflowBackend, TFRun, derive_key_tf  # noqa: E402
 from augspec.core.errors import InputError, InputTypeError, SpecError  # noqa: E402
+from augspec.core.ops.geometric import affine_matrix  # noqa: E402
+from augspec.core.random import counter_words, random_bits  # noqa: E402
+from augspec.core.spec import Context  # noqa: E402
 
 K = 5
 N, H, W = 4, 12, 14
@@ -341,6 +348,104 @@ def test_native_warp_matches_gather_and_reference() -> None:
         TensorflowBackend(kernels="graph").warp_affine(tf.constant(x), tf.constant(np.tile(np.eye(3, dtype=np.float32),
                                                                                           (3, 1, 1))), "bilinear",
                                                      (0.0,)).numpy(), x)
+
+
+def test_generator_runs_on_uint32_bit_identical() -> None:
+    """The counter hash on tf.uint32 tensors (eager, graph, XLA) gives NumPy's bits, and the
+    words of derive_key_tf feed it as they are."""
+    npb = aug.Pipeline([]).compile("numpy").backend
+    tfb = TensorflowBackend()
+    c = np.concatenate([counter_words(0, 0, 9), counter_words(5, 2**31 - 4, 9), counter_words(2**32 - 1, 2**32 - 10, 9)],
+                       axis=1)
+    key = aug.derive_key(7, 3, 2**33 + 5, 1, 2)
+    ref = random_bits(npb, c, (np.asarray(key[0], np.uint32), np.asarray(key[1], np.uint32)))
+
+    def bits(cc: Any, e: Any, s: Any) -> Any:
+        return random_bits(tfb, cc, derive_key_tf(7, e, s, tf.constant(1, tf.int64), tf.constant(2, tf.int64)))
+
+    args = (tf.constant(c), tf.constant(3, tf.int64), tf.constant(2**33 + 5, tf.int64))
+    for fn in (bits, tf.function(bits), tf.function(bits, jit_compile=True)):
+        got = fn(*args)
+        assert got.dtype == tf.uint32
+        np.testing.assert_array_equal(got.numpy(), ref)
+
+
+def test_class_ids_out_of_range_raise_in_graphs() -> None:
+    """In tf.function and tf.data, out-of-range ids fail (not all-zero one-hot rows)."""
+    pipe = aug.Pipeline([aug.Brightness(0.2), aug.MixUp(0.5)], num_classes=K, seed=0)
+    x = _images("float32")
+    msg = r"class ids must lie in \[0, 5\)"
+    for kernels in ("xla", "graph"):  # the split XLA sub-functions, and plain ops
+        tr = pipe.compile("tensorflow", kernels=kernels)
+        fn = tf.function(lambda a, b, tr=tr: tr(a, b))
+        fn(x, _labels())  # valid ids pass
+        for bad in ([0, 1, 2, K], [0, -1, 2, 3]):
+            with pytest.raises(tf.errors.InvalidArgumentError, match=msg):
+                fn(x, np.array(bad))
+    ds = tf.data.Dataset.from_tensor_slices((x, np.array([0, 1, K + 3, 2]))).batch(2).enumerate().map(
+        lambda i, b: tr(b[0], b[1], step=i))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=msg):
+        list(ds)
+    with pytest.raises(InputError, match="class ids"):  # eagerly, apply too
+        tr.apply(x, np.array([0, 1, 2, K]), pipe.compile("numpy").sample(N, x.shape[1:]))
+
+
+@aug.spec
+class _FixedRotation(aug.GeometricOp):
+    """A plugin geometric op: a fixed rotation about the image centre (its own matrix kernel)."""
+
+    name = "test_tf_fixed_rotation"
+    degrees: float = 30.0
+    p: float = 1.0
+
+    def matrix(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
+        c, s = math.cos(math.radians(self.degrees)), math.sin(math.radians(self.degrees))
+        cx, cy = ctx.width / 2.0, ctx.height / 2.0
+        z = 0.0 * B.ones((ctx.n,), "float32")
+        return affine_matrix(B, c + z, -s + z, cx - c * cx + s * cy + z, s + z, c + z, cy - s * cx - c * cy + z)
+
+
+def test_plugin_geometric_op_fuses_into_one_warp(monkeypatch) -> None:
+    """A plugin geometric op between the built-in random warp and the flip joins their
+    stage: ONE warp a call on TF (traced or run eagerly), and NumPy's output."""
+    pipe = aug.Pipeline([aug.Affine(rotate=20, translate=0.1, scale=0.1), _FixedRotation(25.0),
+                         aug.HorizontalFlip(p=0.5)], seed=4)
+    x = _images("float32")
+    nr = pipe.compile("numpy")
+    refs = [nr(x) for _ in range(3)]
+    for kernels in ("xla", "graph"):
+        tr = pipe.compile("tensorflow", kernels=kernels)
+        assert [st.kind for st in tr.plan.stages] == ["geometric"]
+        calls = []
+        real = tr.backend.warp_affine
+
+        def counting(*a: Any, real: Any = real, calls: list = calls, **k: Any) -> Any:
+            calls.append(1)
+            return real(*a, **k)
+
+        monkeypatch.setattr(tr.backend, "warp_affine", counting)
+        tf.config.run_functions_eagerly(True)  # the Python stages run on every call
+        try:
+            for i, ref in enumerate(refs):
+                _compare(ref, tr(x).numpy(), "geo", "float32")
+                assert len(calls) == i + 1  # one warp per call
+        finally:
+            tf.config.run_functions_eagerly(False)
+        tr.set_state(step=0)
+        calls.clear()
+        for ref in refs:  # traced once: the one trace holds one warp
+            _compare(ref, tr(x).numpy(), "geo", "float32")
+        assert len(calls) == 1 and tr.trace_count == 1
+
+
+def test_backend_source_names_no_builtin_op() -> None:
+    """The backend is written against the op families, never a built-in op's class."""
+    import augspec.backends.tensorflow as mod
+
+    with open(mod.__file__, encoding="utf-8") as f:
+        src = f.read()
+    for name in ("CutMix", "MixUp", "CutOut", "Normalize", "Rescale", "ColorJitter", "Affine"):
+        assert not re.search(rf"\b{name}\b", src), name
 
 
 # ------------------------------------------------------------ Hypothesis

@@ -26,7 +26,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from .backends.tensorflow import derive_key_tf
+from .backends.tensorflow import counter_words_tf, derive_key_tf
 from .core.errors import SpecError, SpecTypeError
 from .core.ops.feature import Dropout as DropoutSpec
 from .core.pipeline import Pipeline
@@ -146,8 +146,8 @@ class Dropout(keras.layers.Layer):
         dyn = tf.shape(x, out_type=tf.int64)
         dims = [dyn[i] if v is None else tf.constant(v, tf.int64) for i, v in enumerate(ns)]
         shape = tf.stack(dims)
-        key = derive_key_tf(self.seed, 0, step, 0, 0)
-        counters = tf.range(tf.reduce_prod(shape), dtype=tf.int64)
+        key = derive_key_tf(self.seed, 0, step, 0, 0)  # two uint32 words
+        counters = counter_words_tf(0, tf.reduce_prod(shape))  # (index, slot 0) uint32 words
         u = bits_to_uniform(B, random_bits(B, counters, key))
         return tf.cast(tf.reshape(u, shape) < (1.0 - self.rate), tf.float32)
 

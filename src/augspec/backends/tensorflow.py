@@ -9,11 +9,19 @@ of ``backends/base.py`` with TensorFlow ops (NHWC by default, NCHW on request);
   (``tf.data`` without ``drop_remainder``, Keras ``fit`` on arrays): ``B.shape``
   then returns it as a scalar tensor and the params are drawn per draw
   (``draw_dynamic``), bit-identical to a static batch.
-- Randomness is the core's counter-based hash (``core/random.py``) on int64
-  tensors (``tf.bitwise``; int64 multiplication wraps), so a key gives the same
-  bits as the NumPy reference, in eager, graph and XLA modes. The key
-  ``(seed, epoch, step, rank, worker)`` is folded in-graph from int64 tensors
-  (SplitMix64 with logical shifts emulated on int64), so one trace serves every step.
+- Randomness is the core's counter-based hash (``core/random.py``) on ``tf.uint32``
+  tensors: TF has uint32 xor / shift / multiply (wrapping modulo 2**32) / cast
+  kernels on the CPU and in XLA, faster than int64 with masks, so a key gives
+  the same bits as the NumPy reference in eager, graph, ``tf.data`` and XLA
+  modes. The key ``(seed, epoch, step, rank, worker)`` is folded in-graph from
+  int64 tensors (SplitMix64 with logical shifts emulated on int64) into two
+  uint32 words, so one trace serves every step.
+- Input checks are the core's (``Run._check_batch``), stages run through the
+  core's executor (``Plan.apply``). Class ids out of range raise: eagerly an
+  ``InputError``; in a graph (``tf.function``, ``tf.data``) an
+  ``InvalidArgumentError`` from ``tf.debugging`` asserts placed before any XLA
+  sub-function. XLA drops assert ops, so inside ``jit=True`` or a user's
+  ``jit_compile=True`` function the ids are not checked.
 - The warp samples the input at ``inverse @ (j + 0.5, i + 0.5, 1)``: a gather
   based bilinear / nearest resampler (works under XLA) where taps outside the
   image read ``fill``. With ``kernels="native"`` (outside XLA), a bilinear warp
@@ -39,13 +47,14 @@ from tensorflow.python.ops import control_flow_util as _cfu
 
 from ..core.errors import InputError, InputTypeError, SpecError
 from ..core.random import M32, Permutation, Sampler, bits_to_uniform, random_bits, resolve_shape
-from ..core.run import IMAGE_DTYPES, Run
+from ..core.run import Run
 from ..core.spec import Context
 from ..distributed import default_rank, tf_replica_rank
 from .base import Backend
 
 _DTYPES = {"float32": tf.float32, "float64": tf.float64, "int64": tf.int64, "uint8": tf.uint8,
-           "bool": tf.bool, "float16": tf.float16, "bfloat16": tf.bfloat16, "int32": tf.int32}
+           "bool": tf.bool, "float16": tf.float16, "bfloat16": tf.bfloat16, "int32": tf.int32,
+           "uint32": tf.uint32}
 _M64 = (1 << 64) - 1
 
 
@@ -145,6 +154,8 @@ class TensorflowBackend(Backend):
             a = a.astype(np.float32)
         if dtype == "bfloat16":
             return tf.cast(tf.constant(a.astype(np.float32)), tf.bfloat16)
+        if dtype == "uint32":
+            return tf.constant(a.astype(np.uint32))
         return tf.constant(a, dtype=_DTYPES[dtype] if dtype else None)
 
     def cast(self, x: Any, dtype: str) -> Any:
@@ -269,18 +280,26 @@ class TensorflowBackend(Backend):
     def logical_not(self, a: Any) -> Any:
         return tf.math.logical_not(a)
 
+    # the generator's "uint32" arrays are tf.uint32 tensors (any integer dtype works:
+    # Python ints take the dtype of the tensor; mul32 masks a wider one to 32 bits)
     @staticmethod
-    def _int64(b: Any) -> Any:
-        return tf.constant(b, tf.int64) if isinstance(b, int) else b
+    def _int_like(b: Any, a: Any) -> Any:
+        return tf.constant(b, a.dtype) if isinstance(b, int) else b
 
     def bitxor(self, a: Any, b: Any) -> Any:
-        return tf.bitwise.bitwise_xor(a, self._int64(b))
+        return tf.bitwise.bitwise_xor(a, self._int_like(b, a))
 
     def bitand(self, a: Any, b: Any) -> Any:
-        return tf.bitwise.bitwise_and(a, self._int64(b))
+        return tf.bitwise.bitwise_and(a, self._int_like(b, a))
 
     def shr(self, a: Any, n: int) -> Any:
-        return tf.bitwise.right_shift(a, tf.constant(n, tf.int64))
+        return tf.bitwise.right_shift(a, tf.constant(n, a.dtype))
+
+    def mul32(self, a: Any, c: int) -> Any:
+        """The product modulo 2**32 (uint32 multiplication wraps)."""
+        if a.dtype == tf.uint32:
+            return a * tf.constant(c & M32, tf.uint32)
+        return tf.bitwise.bitwise_and(a * tf.constant(c & M32, a.dtype), tf.constant(M32, a.dtype))
 
     def one_hot(self, ids: Any, k: int) -> Any:
         return tf.one_hot(tf.reshape(ids, (-1,)), k, dtype=tf.float32)
@@ -425,14 +444,23 @@ def _splitmix64_tf(x: Any) -> Any:
 
 def derive_key_tf(seed: int, epoch: Any, step: Any, rank: Any, worker: Any) -> tuple[Any, Any]:
     """``core.random.derive_key`` in-graph: the seed is folded on the host (it is fixed
-    per run), then epoch, step, rank and worker as int64 tensors. Bit-identical."""
+    per run), then epoch, step, rank and worker as int64 tensors. Bit-identical; the
+    two words come out as ``tf.uint32`` scalars, the generator's key."""
     from ..core.random import _splitmix64
 
     h = tf.constant(_i64(_splitmix64(int(seed) & _M64)), tf.int64)
     for v in (epoch, step, rank, worker):
         h = _splitmix64_tf(tf.bitwise.bitwise_xor(h, tf.cast(v, tf.int64)))
     m32 = tf.constant(M32, tf.int64)
-    return tf.bitwise.bitwise_and(h, m32), tf.bitwise.bitwise_and(_lshr(h, 32), m32)
+    return (tf.cast(tf.bitwise.bitwise_and(h, m32), tf.uint32),
+            tf.cast(tf.bitwise.bitwise_and(_lshr(h, 32), m32), tf.uint32))
+
+
+def counter_words_tf(slot: int, count: Any) -> tuple[Any, Any]:
+    """The counters ``(index, slot)`` of elements ``0 .. count - 1`` of a draw slot for a
+    count held in a tensor: the index word a ``tf.uint32`` range, the slot word a uint32
+    scalar (``random_bits`` only indexes the pair, and the hash broadcasts it)."""
+    return tf.cast(tf.range(tf.cast(count, tf.int64), dtype=tf.int64), tf.uint32), tf.constant(slot, tf.uint32)
 
 
 # ------------------------------------------------------------------------ run
@@ -467,20 +495,20 @@ def _check_static_image(x: Any, layout: str) -> None:
 def draw_dynamic(B: Any, sampler: Sampler, n: Any, hwc: tuple[int, int, int] | None, key: tuple[Any, Any]
                  ) -> dict[str, Any]:
     """``Sampler.sample`` for a batch size held in a tensor: each draw hashes its own
-    counters ``slot * 2**32 + arange(count)``, the same bits as the core's one-pass
-    layout (the hash is elementwise), so the params equal those of a static batch."""
+    counters ``(arange(count), slot)``, the same words as the core's one-pass layout
+    (the hash is elementwise), so the params equal those of a static batch."""
     n64 = tf.cast(n, tf.int64)
     params: dict[str, Any] = {}
     for d in sampler.draws:
         vshape = resolve_shape(d.dist.shape, hwc, d.key)
         nvals = math.prod(vshape)
         if isinstance(d.dist, Permutation):
-            bits = random_bits(B, tf.range(n64, dtype=tf.int64) + (d.slot << 32), key)
-            params[d.key] = B.argsort(bits * tf.maximum(n64, 1) + tf.range(n64, dtype=tf.int64))
+            # a stable sort of the bits, as the core's sampler
+            params[d.key] = B.argsort(random_bits(B, counter_words_tf(d.slot, n64), key))
             continue
         rows = n64 if d.dist.per_sample else tf.constant(1, tf.int64)
         nuni = d.dist.uniforms
-        bits = random_bits(B, tf.range(rows * (nvals * nuni), dtype=tf.int64) + (d.slot << 32), key)
+        bits = random_bits(B, counter_words_tf(d.slot, rows * (nvals * nuni)), key)
         u = tf.reshape(bits_to_uniform(B, bits), tf.stack([rows, *(tf.constant(v, tf.int64) for v in vshape),
                                                            tf.constant(nuni, tf.int64)]))
         v = d.dist.transform(B, u)
@@ -579,13 +607,13 @@ class TFRun(Run):
         y = None if labels is None else B.as_labels(labels)
         _check_static_image(x, B.layout)
         eager = tf.executing_eagerly()
-        if eager and y is not None:
-            self._check_ids(x, y)
         if not training:
             return self._eval_fn(x, y) if eager else self._eval_body(x, y)
-        if eager and step is None and epoch is None:
+        y = self._guard_ids(y)
+        if eager and step is None and epoch is None and not tf.config.functions_run_eagerly():
             # the counter is read and advanced in the function; calling the concrete
             # function of this signature skips tf.function's dispatch (~0.2 ms a call)
+            # (not under tf.config.run_functions_eagerly, which a concrete function ignores)
             sig = (tuple(x.shape), x.dtype, None if y is None else (tuple(y.shape), y.dtype))
             cf = self._concrete.get(sig)
             if cf is None:
@@ -594,11 +622,27 @@ class TFRun(Run):
         keys = self.key_tensors(step, epoch)
         return self._train_fn(x, y, *keys) if eager else self._train_body(x, y, *keys)
 
-    def _check_ids(self, x: Any, y: Any) -> None:
-        if y.shape.rank in (0, 1) and y.dtype.is_integer and self.plan.changes_labels and self.num_classes:
+    def _guard_ids(self, y: Any) -> Any:
+        """Class ids out of ``[0, num_classes)`` raise instead of becoming all-zero one-hot
+        rows: eagerly an ``InputError``; in a graph, ids that pass through
+        ``tf.debugging`` asserts (an ``InvalidArgumentError`` naming the range), made
+        here, outside any XLA sub-function. XLA drops asserts: no check under XLA."""
+        k = self.num_classes
+        if y is None or not (y.shape.rank in (0, 1) and y.dtype.is_integer and self.plan.changes_labels and k):
+            return y
+        msg = f"class ids must lie in [0, {k}) (num_classes={k})"
+        if tf.executing_eagerly():
             a = y.numpy()
-            if a.size and (a.min() < 0 or a.max() >= self.num_classes):
-                raise InputError(f"class ids must lie in [0, {self.num_classes}) (num_classes={self.num_classes})")
+            if a.size and (a.min() < 0 or a.max() >= k):
+                raise InputError(msg)
+            return y
+        if in_xla_context():
+            return y
+        ids = tf.cast(y, tf.int64)
+        checks = [tf.debugging.assert_non_negative(ids, message=msg),
+                  tf.debugging.assert_less(ids, tf.constant(k, tf.int64), message=msg)]
+        with tf.control_dependencies(checks):
+            return tf.identity(y)
 
     def _image_meta(self, x: Any) -> tuple[int, tuple[int, int, int] | None]:
         shape = self.backend.shape(x)
@@ -641,9 +685,11 @@ class TFRun(Run):
 
     def _draw(self, batch_size: Any, hwc: tuple[int, int, int] | None, key: tuple[Any, Any]) -> dict[str, Any]:
         B = self.backend
-        if not isinstance(batch_size, int):
+        if not isinstance(batch_size, int) or batch_size == 0:
+            # (an empty batch too: the core's sampler reads its uint32 counters as the
+            # uniforms when there are no values, which TF's float ops refuse)
             return draw_dynamic(B, self.plan.sampler, batch_size, hwc, key)
-        counters = tf.constant(self.plan.sampler.counters_numpy(batch_size, hwc), tf.int64)
+        counters = tf.constant(self.plan.sampler.counters_numpy(batch_size, hwc), tf.uint32)
         return self.plan.sampler.sample(B, batch_size, (key[0], key[1]), hwc, counters=counters)
 
     def _run(self, plan: Any, images: Any, labels: Any, params: Any, convert_labels: bool = True) -> Any:
@@ -654,87 +700,18 @@ class TFRun(Run):
         return self._run_plain(plan, images, labels, params, convert_labels)
 
     def _run_plain(self, plan: Any, images: Any, labels: Any, params: Any, convert_labels: bool = True) -> Any:
+        """The core's ``Run._run`` (its checks take a batch size held in a tensor)."""
         x = self.backend.as_images(images)
         _check_static_image(x, self.backend.layout)
-        if isinstance(self.backend.shape(x)[0], int):
-            return Run._run(self, plan, images, labels, params, convert_labels)
-        return self._run_dynamic(plan, x, labels, params, convert_labels)
+        return Run._run(self, plan, x, labels, params, convert_labels)
 
-    def _run_dynamic(self, plan: Any, x: Any, labels: Any, params: Any, convert_labels: bool) -> Any:
-        """``Run._run`` for a batch whose size is a tensor (graph mode): the same steps,
-        with the checks that compare the batch size left to the runtime."""
-        xf, y, meta = self._prepare(plan, x, labels, params, convert_labels)
-        xo, yo = self._stages(plan, xf, y, params, meta, 0, len(plan.stages))
-        return self._finish(xo, yo, meta)
+    def _context(self, x: Any, k: Any) -> Context:
+        n, h, w, c = self.backend.image_dims(x)
+        return Context(n, h, w, c, k)
 
-    def _prepare(self, plan: Any, images: Any, labels: Any, params: Any, convert_labels: bool) -> tuple:
-        """Checks and input conversion of ``Run._run``: float32 images in [0, 1] as a
-        batch, labels converted, and the static facts ``_finish`` needs."""
+    def _finish(self, xo: Any, yo: Any, out_dtype: str, single: bool, has_labels: bool) -> Any:
+        """The output conversion that ends ``Run._run``."""
         B = self.backend
-        x = B.as_images(images)
-        _check_static_image(x, B.layout)
-        single = x.shape.rank == 3
-        if single:
-            x = B.reshape(x, (1, *B.shape(x)))
-        dtype = B.dtype_name(x)
-        if dtype not in IMAGE_DTYPES:
-            raise InputTypeError(f"images of dtype {dtype} are not supported; use one of {list(IMAGE_DTYPES)}")
-        n, h, w, c = B.image_dims(x)
-        if c > 16:
-            raise InputError(
-                f"images have {c} channels: is the layout right? this backend reads {B.layout} "
-                "(layout= when compiling)")
-        for lf in plan.leaves:
-            if not lf.op.accepts_channels(c):
-                raise InputError(f"{type(lf.op).__name__} (at {lf.path}) cannot take images with {c} channels")
-        y, k = None, self.num_classes
-        if labels is not None:
-            y = B.as_labels(labels)
-            if single:
-                y = B.reshape(y, (1, *B.shape(y)))
-            ys = B.shape(y)
-            if len(ys) not in (1, 2) or (isinstance(n, int) and isinstance(ys[0], int) and ys[0] != n):
-                raise InputError(f"labels must be class ids (N,) or soft labels (N, K) with N = {n} images, "
-                                 f"got shape {tuple(y.shape)}")
-            if convert_labels and plan.changes_labels:
-                dt = B.dtype_name(y)
-                if len(ys) == 1:
-                    if not (dt.startswith("int") or dt.startswith("uint")):
-                        raise InputTypeError(f"class ids must be integers, got dtype {dt}")
-                    if k is None:
-                        raise InputError("class ids need num_classes: Pipeline(..., num_classes=K) "
-                                         "(or pass soft (N, K) labels)")
-                    y = B.one_hot(B.cast(y, "int64"), k)
-                else:
-                    if not dt.startswith("float") and dt != "bfloat16":
-                        raise InputTypeError(f"soft labels must be floating point, got dtype {dt}")
-                    k = ys[1]
-                    if self.num_classes is not None and k != self.num_classes:
-                        raise InputError(f"soft labels have {k} classes but num_classes={self.num_classes}")
-                    y = B.cast(y, "float32")
-        missing = [d.key for d in plan.sampler.draws if d.key not in params]
-        if missing:
-            raise InputError(f"params are missing {missing[:5]}: draw them with run.sample")
-        xf = B.cast(x, "float32")
-        if dtype == "uint8":
-            xf = xf * (1.0 / 255.0)
-        out_dtype = dtype if plan.bounded or dtype != "uint8" else "float32"
-        return xf, y, (out_dtype, single, labels is not None, k)
-
-    def _stages(self, plan: Any, x: Any, y: Any, params: Any, meta: tuple, lo: int, hi: int) -> tuple[Any, Any]:
-        """Stages ``lo:hi`` of ``plan`` (``Plan.apply`` restricted to a range)."""
-        B = self.backend
-        n, h, w, c = B.image_dims(x)
-        ctx = Context(n, h, w, c, meta[3])
-        for st in plan.stages[lo:hi]:
-            x, y = getattr(plan, "_" + st.kind)(B, st, x, y, params, ctx, self.fuse)
-            if st.clamp:
-                x = B.clip(x, 0.0, 1.0)
-        return x, y
-
-    def _finish(self, xo: Any, yo: Any, meta: tuple) -> Any:
-        B = self.backend
-        out_dtype, single, has_labels, _ = meta
         if out_dtype == "uint8":
             xo = B.cast(B.floor(B.clip(xo, 0.0, 1.0) * 255.0 + 0.5), "uint8")
         elif out_dtype != "float32":
@@ -753,36 +730,35 @@ class TFRun(Run):
                 return i
         return None
 
-    def _xla_head_body(self, plan: Any, x: Any, labels: Any, params: Any, convert_labels: bool, cut: int) -> tuple:
-        xf, y, meta = self._prepare(plan, x, labels, params, convert_labels)
-        xh, yh = self._stages(plan, xf, y, params, meta, 0, cut)
-        return xh, yh
+    def _xla_head_body(self, plan: Any, x: Any, y: Any, params: Any, k: Any, cut: int) -> tuple:
+        xf = tf.cast(x, tf.float32)
+        if x.dtype == tf.uint8:
+            xf = xf * (1.0 / 255.0)
+        return plan.apply(self.backend, xf, y, params, self._context(xf, k), self.fuse, stages=(0, cut))
 
-    def _xla_tail_body(self, plan: Any, xh: Any, yh: Any, params: Any, meta: tuple, cut: int) -> Any:
-        xo, yo = self._stages(plan, xh, yh, params, meta, cut, len(plan.stages))
-        return self._finish(xo, yo, meta)
+    def _xla_tail_body(self, plan: Any, xh: Any, yh: Any, params: Any, k: Any, cut: int, out_dtype: str,
+                       single: bool, has_labels: bool) -> Any:
+        xo, yo = plan.apply(self.backend, xh, yh, params, self._context(xh, k), self.fuse,
+                            stages=(cut, len(plan.stages)))
+        return self._finish(xo, yo, out_dtype, single, has_labels)
 
     def _run_split(self, plan: Any, images: Any, labels: Any, params: Any, convert_labels: bool) -> Any:
         """``kernels="xla"`` in graph mode: one XLA sub-function, or two split before the
         first mix stage. In one XLA cluster, the partner gather of a warped batch runs
         several times slower than the two parts apart (XLA CPU), so the batch entering
-        the mix stage is materialised between two clusters."""
+        the mix stage is materialised between two clusters. The core's checks (and the
+        small label conversion) run before, outside XLA."""
+        B = self.backend
         cut = self._cut(plan)
-        x = self.backend.as_images(images)
-        n0 = self.backend.shape(x)[0]
+        x = B.as_images(images)
+        _check_static_image(x, B.layout)
+        n0 = B.shape(x)[0] if x.shape.rank == 4 else 1
         if cut is None or (isinstance(n0, int) and n0 == 0):
-            return self._xla_run(plan, images, labels, params, convert_labels)
-        xh, yh = self._xla_head(plan, x, labels, params, convert_labels, cut)
-        # the static facts, recomputed outside (cheap, no tensors)
-        dtype = self.backend.dtype_name(x)
-        single = x.shape.rank == 3
-        k = self.num_classes
-        if labels is not None and convert_labels and plan.changes_labels:
-            ls = self.backend.shape(self.backend.as_labels(labels))
-            if len(ls) == (1 if single else 2):  # soft labels
-                k = ls[-1]
-        meta = (dtype if plan.bounded or dtype != "uint8" else "float32", single, labels is not None, k)
-        return self._xla_tail(plan, xh, yh, params, meta, cut)
+            return self._xla_run(plan, x, labels, params, convert_labels)
+        xb, y, single, _, out_dtype, ctx = self._check_batch(plan, x, labels, convert_labels)
+        self._check_params(plan, params, ctx.n)
+        xh, yh = self._xla_head(plan, xb, y, params, ctx.num_classes, cut)
+        return self._xla_tail(plan, xh, yh, params, ctx.num_classes, cut, out_dtype, single, labels is not None)
 
     def key(self) -> tuple[int, int]:
         from ..core.random import derive_key
@@ -814,8 +790,5 @@ class TFRun(Run):
         x = B.as_images(images)
         y = None if labels is None else B.as_labels(labels)
         p = {k: v if isinstance(v, tf.Tensor) else tf.convert_to_tensor(np.asarray(v)) for k, v in params.items()}
-        if tf.executing_eagerly():
-            if y is not None:
-                self._check_ids(x, y)
-            return self._apply_fn(x, y, p)
-        return self._apply_body(x, y, p)
+        y = self._guard_ids(y)
+        return self._apply_fn(x, y, p) if tf.executing_eagerly() else self._apply_body(x, y, p)

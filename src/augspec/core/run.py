@@ -45,6 +45,11 @@ def _shared_epoch(epoch: int) -> Any:
         return None
 
 
+#: the largest epoch, step, rank or worker: the key folds them as 64-bit words, and
+#: TensorFlow keeps them in int64 variables (2**63 and beyond would wrap)
+MAX_STATE = 2**63 - 1
+
+
 def _state_int(name: str, v: Any) -> int:
     """A non-negative integer for the key state (epoch, step, rank, worker)."""
     try:
@@ -55,7 +60,23 @@ def _state_int(name: str, v: Any) -> int:
         i = int(v)
     if i < 0:
         raise InputError(f"{name} must be >= 0, got {i}")
+    if i > MAX_STATE:
+        raise InputError(f"{name} must be at most 2**63 - 1 (it is folded as a 64-bit word), got {i}")
     return i
+
+
+def _test(cond: Any) -> bool | None:
+    """A size comparison as a Python bool, or None where a size is known only when the graph
+    runs (a symbolic tensor: TensorFlow's batch size with an unknown batch dimension)."""
+    try:
+        return bool(cond)
+    except TypeError:
+        return None
+
+
+def _differ(a: Any, b: Any) -> bool:
+    """``a != b`` for sizes; unknown sizes are left to the kernels."""
+    return _test(a != b) is True
 
 
 class Run:
@@ -222,7 +243,7 @@ class Run:
         B = self.backend
         x, y, single, dtype, out_dtype, ctx = self._check_batch(plan, B.as_images(images), labels, convert_labels)
         n = ctx.n
-        if n == 0:
+        if _test(n == 0) is True:
             xo = B.cast(x, out_dtype)
             return (xo, y) if labels is not None else xo
         self._check_params(plan, params, n)
@@ -254,7 +275,7 @@ class Run:
                 raise InputError(f"labels of one image must be a class id or a (K,) vector, got shape {shape}")
             y = B.reshape(y, (1, *shape))
             shape = B.shape(y)
-        if len(shape) not in (1, 2) or shape[0] != n:
+        if len(shape) not in (1, 2) or _differ(shape[0], n):
             raise InputError(f"labels must be class ids (N,) or soft labels (N, K) with N = {n} images, got shape {shape}")
         if not convert or not plan.changes_labels:
             return y, k
@@ -269,7 +290,7 @@ class Run:
             return B.one_hot(B.cast(y, "int64"), k), k
         if not dt.startswith("float") and dt != "bfloat16":
             raise InputTypeError(f"soft labels must be floating point, got dtype {dt}")
-        if k is not None and shape[1] != k:
+        if k is not None and _differ(shape[1], k):
             raise InputError(f"soft labels have {shape[1]} classes but num_classes={k}")
         return B.cast(y, "float32"), shape[1]
 
@@ -279,5 +300,5 @@ class Run:
             raise InputError(f"params are missing {missing[:5]}{'...' if len(missing) > 5 else ''}: draw them with run.sample")
         for d in plan.sampler.draws:
             s = self.backend.shape(params[d.key])
-            if not s or s[0] != n:
+            if not s or _differ(s[0], n):
                 raise InputError(f"params[{d.key!r}] has shape {s}, drawn for another batch size than {n}")
