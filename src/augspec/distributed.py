@@ -13,50 +13,20 @@ distributed job draws its own stream:
   as an int64 tensor, so each replica of a ``MirroredStrategy`` draws its own
   stream; ``rank`` outside a replica context.
 
-A backend calls these where it resolves a run's rank (when the user did not set
-one with ``compile(..., rank=)`` or ``run.set_state(rank=)``).
+A run that was not given a rank (``compile(..., rank=)``, ``run.set_state(rank=)``)
+reads it at every draw (``core/identity.py``); TensorFlow folds it in-graph.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
+
+from .core.identity import RANK_ENV, process_rank
 
 __all__ = ["default_rank", "tf_replica_rank", "RANK_ENV"]
 
-#: the environment variables read, in order, when no process group is initialised
-RANK_ENV = ("RANK",)
-
-
-def _torch_rank() -> int | None:
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    try:
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            return int(dist.get_rank())
-    except Exception:  # a torch build without distributed support, or a group being torn down
-        return None
-    return None
-
-
-def default_rank() -> int:
-    """This process' rank: torch.distributed's when initialised, else ``$RANK``, else 0."""
-    r = _torch_rank()
-    if r is not None:
-        return r
-    for name in RANK_ENV:
-        v = os.environ.get(name, "").strip()
-        if v:
-            try:
-                r = int(v)
-            except ValueError:
-                continue
-            if r >= 0:
-                return r
-    return 0
+#: ``default_rank`` is the core's rule (``core/identity.py``): one home for every backend
+default_rank = process_rank
 
 
 def tf_replica_rank(rank: Any = 0) -> Any:

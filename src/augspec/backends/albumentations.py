@@ -385,18 +385,16 @@ class AlbumentationsRun(Run):
     """
 
     def __init__(self, pipeline: Any, backend: AlbumentationsBackend, *, kernels: Mapping[str, Any] | None = None,
-                 fuse: bool = True, epoch: int = 0, rank: int = 0, worker: int | None = None):
+                 fuse: bool = True, epoch: int = 0, rank: int | None = None, worker: int | None = None):
         prefix, suffix = split_pipeline(pipeline.ops)
         if suffix:
             _defer_batch_ops(suffix, getattr(backend, "defer_batch_ops", None))
         self.full_pipeline = pipeline
         per_sample = Pipeline(list(prefix), num_classes=pipeline.num_classes, seed=pipeline.seed)
-        super().__init__(per_sample, backend, kernels=kernels, fuse=fuse, epoch=epoch, rank=rank,
-                         worker=0 if worker is None else worker)
+        super().__init__(per_sample, backend, kernels=kernels, fuse=fuse, epoch=epoch, rank=rank, worker=worker)
         self.batch_ops: tuple[Op, ...] = suffix
         self._batch_runs: dict[tuple[str, str], Any] = {}
         self.batch_step = 0
-        self._auto_worker = worker is None
         self._stages = [self._compile_stage(st) for st in self.plan.stages]
         small, big = [], []
         for d in self.plan.sampler.draws:
@@ -443,35 +441,13 @@ class AlbumentationsRun(Run):
             self.batch_step = _state_int("batch_step", batch_step)
         elif step is not None:
             self.batch_step = self.step
-        if worker is not None:
-            self._auto_worker = False
         for r in self._batch_runs.values():
             r.set_state(epoch=epoch, rank=rank, worker=worker)
 
     @property
     def state(self) -> dict[str, int]:
         """The key state: ``Run.state`` plus ``batch_step`` (the batch part's step)."""
-        self._sync_worker()
         return {**super().state, "batch_step": self.batch_step}
-
-    def key(self) -> tuple[int, int]:
-        self._sync_worker()
-        return super().key()
-
-    def _sync_worker(self) -> None:
-        """Inside a torch DataLoader worker, take ``worker = id + 1`` (0, the main process's,
-        stays apart from every worker's), unless the worker was given (compile or set_state)."""
-        torch = sys.modules.get("torch")
-        if not self._auto_worker or torch is None:
-            return
-        try:
-            info = torch.utils.data.get_worker_info()
-        except Exception:  # pragma: no cover - torch without data utilities
-            return
-        if info is not None and int(info.id) + 1 != self.worker:
-            self.worker = int(info.id) + 1
-            for r in self._batch_runs.values():
-                r.set_state(worker=self.worker)
 
     def plan_ops(self) -> list[Any]:
         return list(self.full_pipeline.ops)
@@ -554,7 +530,7 @@ class AlbumentationsRun(Run):
         if key not in self._batch_runs:
             seed = (self.seed ^ _BATCH_SALT) & (2**63 - 1)
             pipe = Pipeline(list(self.batch_ops), num_classes=self.full_pipeline.num_classes, seed=seed)
-            r = pipe.compile(framework, layout=lay, epoch=self.epoch, rank=self.rank, worker=self.worker)
+            r = pipe.compile(framework, layout=lay, epoch=self.epoch, rank=self._rank, worker=self._worker)
             self._batch_runs[key] = r
         return self._batch_runs[key]
 
@@ -563,7 +539,6 @@ class AlbumentationsRun(Run):
         NumPy backend (NHWC), torch tensors through the torch backend (``layout``,
         default NCHW), TensorFlow tensors through the TensorFlow backend (NHWC).
         Without batch-level specs, returns the inputs unchanged."""
-        self._sync_worker()
         root = type(images).__module__.split(".")[0]
         framework = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow"}.get(root, "numpy")
         r = self.batch_run(framework, layout)

@@ -46,6 +46,7 @@ from tensorflow.python.framework import ops as _tf_ops
 from tensorflow.python.ops import control_flow_util as _cfu
 
 from ..core.errors import InputError, InputTypeError, SpecError
+from ..core.identity import process_worker
 from ..core.random import M32, Permutation, Sampler, bits_to_uniform, random_bits, resolve_shape
 from ..core.run import Run
 from ..core.spec import Context
@@ -543,8 +544,10 @@ class TFRun(Run):
     """
 
     def __init__(self, pipeline: Any, backend: TensorflowBackend, **options: Any):
-        if options.get("rank") is None:
+        if options.get("rank") is None:  # fixed at compile time: the key is folded in-graph from variables
             options["rank"] = default_rank()
+        if options.get("worker") is None:
+            options["worker"] = process_worker()
         with tf.init_scope():
             self._vars = {k: tf.Variable(0, dtype=tf.int64, trainable=False, name=f"augspec_{k}")
                           for k in ("epoch", "step", "rank", "worker")}

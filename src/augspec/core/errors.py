@@ -49,3 +49,7 @@ class ConfigTypeError(AugspecError, TypeError):
 
 class PluginWarning(UserWarning):
     """A plugin failed to load or register; the others went on."""
+
+
+class InputRangeWarning(UserWarning):
+    """Floating-point images with values outside [0, 1] (augspec reads floats as [0, 1])."""

@@ -129,7 +129,11 @@ class Executor:
             if res is None:
                 if flow.scale != 1.0:
                     flow = Flow(flow.x * flow.scale, flow.y, 1.0, True, flow.finite)
-                x, y = getattr(plan, "_" + st.kind)(B, st, flow.x, flow.y, params, ctx, fuse)
+                generic = getattr(plan, "_" + st.kind)
+                if st.kind == "mix":  # a blend of finite values needs no select
+                    x, y = generic(B, st, flow.x, flow.y, params, ctx, fuse, finite=flow.finite)
+                else:
+                    x, y = generic(B, st, flow.x, flow.y, params, ctx, fuse)
                 if st.clamp:
                     x = B.clip(x, 0.0, 1.0)
                 # a generic stage's output may alias its input or a param

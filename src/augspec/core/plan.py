@@ -175,11 +175,12 @@ class Plan:
         return ex
 
     def apply(self, B: Any, x: Any, y: Any, params: Mapping[str, Any], ctx: Context, fuse: bool = True,
-              stages: tuple[int, int] | None = None):
-        """Run the stages (``range(*stages)``, all by default) on float32 values in [0, 1]."""
+              stages: tuple[int, int] | None = None, finite: bool = False):
+        """Run the stages (``range(*stages)``, all by default) on float32 values in [0, 1];
+        ``finite``: the images hold no NaN or inf (they came in as integers)."""
         from .executor import Flow
 
-        flow = self.executor.run(B, Flow(x, y), params, ctx, fuse, stages=stages)
+        flow = self.executor.run(B, Flow(x, y, finite=finite), params, ctx, fuse, stages=stages)
         return (flow.x if flow.scale == 1.0 else flow.x * flow.scale), flow.y
 
     def call(self, lf: Leaf, method: str, *args: Any) -> Any:
@@ -272,7 +273,7 @@ class Plan:
             x = B.where(B.spatial(m), fill, x)
         return x, y
 
-    def _mix(self, B, st, x, y, params, ctx, fuse):
+    def _mix(self, B, st, x, y, params, ctx, fuse, finite=False):
         perm = params[st.leaves[0].path + "/partner"]
         w_tot = lw_tot = None
         for lf in st.leaves:
@@ -283,7 +284,7 @@ class Plan:
                 w, lw = w * B.reshape(gf, (-1, 1, 1)), lw * gf
             w_tot = w if w_tot is None else w_tot + w
             lw_tot = lw if lw_tot is None else lw_tot + lw
-        x = blend(B, x, B.take(x, perm), B.spatial(w_tot))
+        x = blend(B, x, B.take(x, perm), B.spatial(w_tot), select=not finite)
         if y is not None:
             y = blend(B, y, B.take(y, perm), B.reshape(lw_tot, (-1, 1)))
         return x, y
@@ -297,10 +298,13 @@ class Plan:
         return x, (out if g is None else B.where(B.reshape(g, (-1, 1)), out, y))
 
 
-def blend(B: Any, x: Any, partner: Any, w: Any) -> Any:
+def blend(B: Any, x: Any, partner: Any, w: Any, select: bool = True) -> Any:
     """``(1 - w) x + w partner`` that *selects* where ``w`` is exactly 0 or 1, so a NaN or
-    inf of the side with weight 0 never reaches the output (``0 * NaN`` is NaN)."""
+    inf of the side with weight 0 never reaches the output (``0 * NaN`` is NaN);
+    ``select=False`` where both sides are known finite (the plain blend, two passes fewer)."""
     mixed = (1.0 - w) * x + w * partner
+    if not select:
+        return mixed
     return B.where(w == 0.0, x, B.where(w == 1.0, partner, mixed))
 
 

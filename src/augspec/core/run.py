@@ -22,15 +22,20 @@ from __future__ import annotations
 import multiprocessing
 import operator
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import InputError, InputTypeError
+from .errors import InputError, InputRangeWarning, InputTypeError
+from .identity import process_rank, process_worker
 from .plan import Plan
 from .random import derive_key
 from .spec import Context
 
 IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
+
+#: how far outside [0, 1] float images may stray (rounding) before ``InputRangeWarning``
+RANGE_SLACK = 1e-3
 
 
 def _fresh_seed() -> int:
@@ -83,17 +88,21 @@ class Run:
     """A pipeline compiled for one backend."""
 
     def __init__(self, pipeline: Any, backend: Any, *, kernels: Mapping[str, Any] | None = None, fuse: bool = True,
-                 epoch: int = 0, rank: int = 0, worker: int = 0):
+                 epoch: int = 0, rank: int | None = None, worker: int | None = None):
         self.pipeline = pipeline
+        #: the ops as compiled: a later ``pipeline.fit`` does not change this run (training
+        #: and evaluation keep the statistics they were compiled with)
+        self.ops = tuple(pipeline.ops)
         self.backend = backend
         self.fuse = fuse
         self.kernels = dict(kernels or {})
-        self.plan = Plan(pipeline.ops, self.kernels)
+        self.plan = Plan(self.ops, self.kernels)
         self.num_classes = pipeline.num_classes
         self.seed = pipeline.seed if pipeline.seed is not None else _fresh_seed()
         self.epoch, self.step = _state_int("epoch", epoch), 0
-        self.rank, self.worker = _state_int("rank", rank), _state_int("worker", worker)
+        self.rank, self.worker = rank, worker
         self._eval_plan: Plan | None = None
+        self._range_checked = False
         self._own_epoch_cell()
 
     # ------------------------------------------------------------------ state
@@ -134,6 +143,24 @@ class Run:
         if self._epoch_cell is None:
             self._own_epoch_cell()
 
+    # rank and worker: explicit (compile option, set_state) or, when None, found at each
+    # draw (``core.identity``: the process group or $RANK; the DataLoader worker id + 1)
+    @property
+    def rank(self) -> int:
+        return self._rank if self._rank is not None else process_rank()
+
+    @rank.setter
+    def rank(self, v: int | None) -> None:
+        self._rank = None if v is None else _state_int("rank", v)
+
+    @property
+    def worker(self) -> int:
+        return self._worker if self._worker is not None else process_worker()
+
+    @worker.setter
+    def worker(self, v: int | None) -> None:
+        self._worker = None if v is None else _state_int("worker", v)
+
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch``: the step counter restarts at 0."""
         self.epoch, self.step = _state_int("epoch", epoch), 0
@@ -141,7 +168,8 @@ class Run:
 
     def set_state(self, *, epoch: int | None = None, step: int | None = None, rank: int | None = None,
                   worker: int | None = None) -> None:
-        """Resume at (epoch, step), or move to another rank or data-loader worker."""
+        """Resume at (epoch, step), or fix the rank or data-loader worker (from then on they
+        are no longer found at call time)."""
         if epoch is not None:
             self.epoch = _state_int("epoch", epoch)
             self._publish_epoch()
@@ -166,6 +194,7 @@ class Run:
         if not training:
             return self._evaluate(images, labels)
         x = self.backend.as_images(images)
+        self._check_batch(self.plan, x, labels)  # a rejected call draws nothing (its step is not spent)
         shape = self.backend.shape(x)
         n = shape[0] if len(shape) == 4 else 1
         params = self.sample(n, shape[1:] if len(shape) == 4 else shape) if len(shape) in (3, 4) else {}
@@ -174,6 +203,10 @@ class Run:
     def sample(self, batch_size: int, image_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
         """Draw the params of one call (and advance the step). ``image_shape`` is one
         image's shape in the backend's layout; ops that draw per pixel need it."""
+        try:
+            batch_size = operator.index(batch_size) if not isinstance(batch_size, bool) else batch_size
+        except TypeError:
+            pass
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
             raise InputError(f"sample: batch_size must be an integer >= 0, got {batch_size!r}")
         hwc = None
@@ -204,12 +237,12 @@ class Run:
         """Inference: the deterministic ops only (Normalize, Standardize, ...)."""
         if self._eval_plan is None:
             keep = [op for op in self.plan_ops() if not op.draws() and op.p == 1.0 and not op.changes_labels
-                    and op.family != "container"]
+                    and op.family not in ("container", "geometric")]
             self._eval_plan = Plan(keep, self.kernels)
         return self._run(self._eval_plan, images, labels, {}, convert_labels=False)
 
     def plan_ops(self) -> list[Any]:
-        return list(self.pipeline.ops)
+        return list(self.ops)
 
     # ------------------------------------------------------------------ core
     def _check_batch(self, plan: Plan, x: Any, labels: Any, convert_labels: bool = True):
@@ -235,6 +268,11 @@ class Run:
         for lf in plan.leaves:
             if not lf.op.accepts_channels(c):
                 raise InputError(f"{type(lf.op).__name__} (at {lf.path}) cannot take images with {c} channels")
+            bad = lf.op.channel_mismatch(c)
+            if bad is not None:
+                v = getattr(lf.op, bad)
+                raise InputError(f"{type(lf.op).__name__} (at {lf.path}): {bad}={v!r} has {len(v)} values but the "
+                                 f"images have {c} channels; give one value or {c}")
         y, k = self._labels(plan, labels, n, single, convert_labels)
         out_dtype = dtype if plan.bounded or dtype != "uint8" else "float32"
         return x, y, single, dtype, out_dtype, Context(n, h, w, c, k)
@@ -247,10 +285,12 @@ class Run:
             xo = B.cast(x, out_dtype)
             return (xo, y) if labels is not None else xo
         self._check_params(plan, params, n)
+        if dtype != "uint8":
+            self._check_range(x)
         xf = B.cast(x, "float32")
         if dtype == "uint8":
             xf = xf * (1.0 / 255.0)
-        xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse)
+        xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse, finite=dtype == "uint8")
         if out_dtype == "uint8":
             xo = B.cast(B.floor(B.clip(xo, 0.0, 1.0) * 255.0 + 0.5), "uint8")
         elif out_dtype != "float32":
@@ -262,6 +302,24 @@ class Run:
         if labels is None:
             return xo
         return xo, yo
+
+    def _check_range(self, x: Any) -> None:
+        """Once per run, on its first floating-point batch: warn when the values leave
+        [0, 1] (images as 0..255 floats, ``x.float()`` of a uint8 batch, would be saturated
+        by every clamp). One device read per run; skipped where values are symbolic."""
+        if self._range_checked:
+            return
+        self._range_checked = True
+        B = self.backend
+        try:
+            outside = bool(B.to_numpy(B.any((x < -RANGE_SLACK) | (x > 1.0 + RANGE_SLACK))))
+        except Exception:  # a symbolic tensor (graph mode, a trace): nothing to read
+            return
+        if outside:
+            warnings.warn(
+                "floating-point images should hold values in [0, 1] (augspec's convention; uint8 images are read as "
+                "x / 255): this batch has values outside it, which colour ops and clamps would saturate. Pass uint8 "
+                "images, or x / 255. (Checked once per run, on its first float batch.)", InputRangeWarning, stacklevel=4)
 
     def _labels(self, plan: Plan, labels: Any, n: int, single: bool, convert: bool) -> tuple[Any, int | None]:
         B = self.backend

@@ -139,8 +139,20 @@ class Op:
         """The random draws of one call, by name (``p`` is drawn by the planner)."""
         return {}
 
+    #: fields holding one value, or one value per channel (``fill``, ``mean``, ...): the run
+    #: checks them against the images' channel count and names the op and field
+    channel_fields: ClassVar[tuple[str, ...]] = ()
+
     def accepts_channels(self, c: int) -> bool:
         return self.channels is None or c in self.channels
+
+    def channel_mismatch(self, c: int) -> str | None:
+        """The first per-channel field whose length is neither 1 nor ``c``, else None."""
+        for name in self.channel_fields:
+            v = getattr(self, name, None)
+            if v is not None and len(v) not in (1, c):
+                return name
+        return None
 
     # serialization -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

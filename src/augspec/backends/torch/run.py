@@ -20,7 +20,6 @@ from ...core.executor import Flow
 from ...core.plan import Plan
 from ...core.run import Run
 from ...core.spec import Context
-from ...distributed import default_rank
 from .primitives import _DTYPES, TorchBackend, _mode, to_device
 
 
@@ -28,8 +27,6 @@ class TorchRun(Run):
     """A pipeline compiled for torch: eager (the executor with the stage kernels) or ``torch.compile``d."""
 
     def __init__(self, pipeline: Any, backend: TorchBackend, **kw: Any):
-        if kw.get("rank") is None:  # no rank= given: the process group's, else $RANK, else 0
-            kw["rank"] = default_rank()
         super().__init__(pipeline, backend, **kw)
         self.memory = backend.memory()
         self._counters: dict[Any, Any] = {}
@@ -82,6 +79,7 @@ class TorchRun(Run):
             return self._graph_call(x, labels)
         if self.backend.jit and len(shape) == 4 and shape[0] > 0:
             return self._jit_call(x, labels)
+        self._check_batch(self.plan, x, labels)  # a rejected call draws nothing (its step is not spent)
         n = shape[0] if len(shape) == 4 else 1
         params = self.sample(n, shape[1:] if len(shape) == 4 else shape)
         return self._run(self.plan, x, labels, params)
@@ -119,6 +117,8 @@ class TorchRun(Run):
             xo = x.to(_DTYPES[out_dtype])
             return (xo, y) if labels is not None else xo
         self._check_params(plan, params, ctx.n)
+        if dtype != "uint8":
+            self._check_range(x)
         if not (x.requires_grad and torch.is_grad_enabled()):
             xo, yo = self._eager(plan, x, y, params, ctx, dtype, out_dtype)
         else:

@@ -66,6 +66,7 @@ class Affine(GeometricOp):
 
     name = "affine"
     samplewise = True
+    channel_fields = ("fill",)
     rotate: Any = 0.0
     translate: Any = 0.0
     scale: Any = 0.0

@@ -43,6 +43,7 @@ class KerasAffine(GeometricOp):
 
     name = "keras_affine"
     samplewise = True
+    channel_fields = ("fill",)
     rotation: Any = 0.0
     height_shift: Any = 0.0
     width_shift: Any = 0.0

@@ -72,16 +72,13 @@ class Rescale(PixelOp):
         return x * self.scale + self.offset
 
 
-def _per_channel_ok(values: tuple, c: int) -> bool:
-    return len(values) in (1, c)
-
-
 @spec
 class Normalize(PixelOp):
     """``(x - mean) / std`` per channel, on values in [0, 1] (torchvision's convention)."""
 
     name = "normalize"
     samplewise = True
+    channel_fields = ("mean", "std")
     bounded = False
     mean: Any = (0.485, 0.456, 0.406)
     std: Any = (0.229, 0.224, 0.225)
@@ -98,9 +95,6 @@ class Normalize(PixelOp):
     @property
     def p(self) -> float:
         return 1.0
-
-    def accepts_channels(self, c: int) -> bool:
-        return _per_channel_ok(self.mean, c) and _per_channel_ok(self.std, c)
 
     def channel_map(self, ctx: Context) -> tuple[tuple[float, ...], tuple[float, ...]]:
         c = ctx.channels
@@ -124,6 +118,7 @@ class Standardize(FitOp):
 
     name = "standardize"
     samplewise = True
+    channel_fields = ("mean", "std")
     featurewise_center: bool = False
     featurewise_std: bool = False
     samplewise_center: bool = False
@@ -155,9 +150,6 @@ class Standardize(FitOp):
     @property
     def fitted(self) -> bool:
         return (not self.featurewise_center or self.mean is not None) and (not self.featurewise_std or self.std is not None)
-
-    def accepts_channels(self, c: int) -> bool:
-        return all(v is None or _per_channel_ok(v, c) for v in (self.mean, self.std))
 
     def fit(self, x: Any) -> Standardize:
         x = np.asarray(x, dtype=np.float64)

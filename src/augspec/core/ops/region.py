@@ -45,6 +45,7 @@ class CutOut(RegionOp):
 
     name = "cutout"
     samplewise = True
+    channel_fields = ("fill",)
     holes: int = 1
     size: Any = (0.1, 0.5)
     fill: Any = 0.0
@@ -56,9 +57,6 @@ class CutOut(RegionOp):
         object.__setattr__(self, "size", check_range(n, "size", self.size, lo=0.0, hi=1.0, symmetric=False))
         object.__setattr__(self, "fill", check_channels(n, "fill", self.fill))
         self._validate_p()
-
-    def accepts_channels(self, c: int) -> bool:
-        return len(self.fill) in (1, c)
 
     def draws(self) -> dict[str, Distribution]:
         k = (self.holes,)
