@@ -365,6 +365,7 @@ def main() -> None:
     print(f"\n(total {elapsed():.0f} s)")
     out = os.environ.get("OUT")
     if out:
+        os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "gpu_check.md"), "w") as fh:
             fh.write("\n".join(head + parts) + f"\n\n(total {elapsed():.0f} s)\n")
 
