@@ -89,6 +89,11 @@ def _torch_rank_worker(rank: int, world: int, init_file: str, out_dir: str, seed
                 xo, yo = run(xt, yt)
                 np.save(os.path.join(out_dir, f"{name}_r{rank}_s{s}_x.npy"), xo.numpy())
                 np.save(os.path.join(out_dir, f"{name}_r{rank}_s{s}_y.npy"), yo.numpy())
+        # the NumPy backend finds the rank at the draw too (one rule for every backend)
+        np_auto = r2(num_classes=K, seed=seed).compile("numpy", layout="NCHW")
+        xo, _ = np_auto(x, y)
+        np.save(os.path.join(out_dir, f"numpy_r{rank}_x.npy"), xo)
+        res["numpy_rank"] = np_auto.rank
         # the ranks really are different processes that agree on nothing but the seed
         t = torch.tensor([float(rank)])
         dist.all_reduce(t)
@@ -158,6 +163,8 @@ def test_gloo_rank_is_folded_in_automatically(gloo_run):
     assert [info[r]["auto_rank"] for r in range(WORLD)] == list(range(WORLD))
     a0, a1 = _load(d, "auto", 0, 0), _load(d, "auto", 1, 0)
     assert not np.array_equal(a0[0], a1[0])
+    assert [info[r]["numpy_rank"] for r in range(WORLD)] == list(range(WORLD))
+    assert not np.array_equal(np.load(d / "numpy_r0_x.npy"), np.load(d / "numpy_r1_x.npy"))
 
 
 # ------------------------------------------------------------- tf.distribute

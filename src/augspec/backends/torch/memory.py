@@ -110,6 +110,9 @@ class TorchMemory(Memory, threading.local):
         #: writes the result there instead of allocating
         self.spare: Any = None
 
+    def __reduce__(self) -> tuple:
+        return (TorchMemory, ())  # a copy (a pickle, a spawned worker) starts with memory of its own
+
     # ------------------------------------------------------------ executor
     def begin(self) -> None:
         self.spare = None
