@@ -496,3 +496,16 @@ def test_the_module_names_no_built_in_op():
     assert {"CutMix", "MixUp", "CutOut", "Normalize", "Rescale", "ColorJitter", "Affine"} <= names
     found = sorted({m for m in re.findall(r"\b\w+\b", src) if m in names})
     assert not found, found
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_a_scalar_fill_fills_every_channel(interpolation, channels):
+    """``fill=0.5`` means 0.5 in every channel (OpenCV reads a 1-tuple as (v, 0, 0, 0))."""
+    x = np.random.default_rng(0).integers(0, 256, (3, 16, 16, channels), dtype=np.uint8)
+    ops = [aug.Affine(rotate=40, translate=0.3, fill=0.5, interpolation=interpolation)]
+    rn = aug.Pipeline(ops, seed=0).compile("numpy")
+    ra = aug.Pipeline(ops, seed=0).compile("albumentations", exact_draws=True)
+    p = rn.sample(3, x.shape[1:])
+    d = np.abs(ra.apply(x, None, p).astype(int) - rn.apply(x, None, p).astype(int))
+    assert d.max() <= 1, f"{int((d > 1).sum())} values differ by more than one level"

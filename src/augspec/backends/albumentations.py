@@ -210,6 +210,8 @@ class _Geometry(_StageBase):
             return img
         cv = opencv_matrix(self.matrix(params, ctx))
         fill = self.fill_u8 if img.dtype == np.uint8 else self.fill_f
+        if len(fill) == 1:  # one value for every channel (OpenCV reads a 1-tuple as (v, 0, 0, 0))
+            fill = fill * img.shape[2]
         out = _fgeometric.warp_affine(img, cv, interpolation=self.flags, fill=fill, border_mode=self.border,
                                       output_shape=img.shape[:2])
         return out.reshape(img.shape)
