@@ -1,37 +1,189 @@
-"""The Backend protocol: the primitive namespace ``B`` the kernels are written against.
+"""The backend contract: the primitive namespace ``B`` the core and the kernels are written against.
 
 A backend implements the primitives below for one framework and one layout
-(``"NHWC"`` or ``"NCHW"``); every built-in kernel, and every plugin kernel
-written against ``B``, then runs on it. Arrays are the framework's own; shapes
-are Python tuples of ints (static). Images inside a pipeline are float32.
+(``"NHWC"`` or ``"NCHW"``); the core (run, planner, executor, generator) and every
+built-in kernel, and every plugin kernel written against ``B``, then run on it.
+Arrays are the framework's own; shapes are Python tuples of ints (static). Images
+inside a pipeline are float32. ``PRIMITIVES`` names the whole surface, the
+``Primitives`` protocol types it, and the ``Backend`` base class documents each
+one: a primitive with a default here is written against the other primitives (a
+backend may override it for speed); one without raises ``NotImplementedError``
+until the backend provides it (``unimplemented(backend)`` lists those).
+``augspec.testing.check_backend`` is the conformance suite of the contract.
 
-Array basics:   asarray cast dtype_name shape is_array to_numpy arange ones zeros eye
-                reshape broadcast_to stack where clip floor sqrt log exp cos sin tan
-                sum mean any matmul argsort take logical_not logical_xor
-                bitxor bitand shr (on int64 holding 32-bit values)
-Image helpers:  image_dims per_sample per_channel spatial channel_mean image_mean
-                image_std to_nhwc from_nhwc split_channels merge_channels flip
-                color_affine warp_affine rgb_to_hsv hsv_to_rgb one_hot
+Conversion:     as_images as_labels check_class_ids has_nan asarray cast dtype_name
+                shape is_array to_numpy
+Array basics:   arange ones zeros eye reshape broadcast_to transpose stack concat
+                where clip floor sqrt log exp cos sin tan minimum maximum sum mean
+                any matmul argsort take logical_not logical_xor
+32-bit words:   bitxor shr mul32 (bitand: optional, the core does not call it)
+Image helpers:  image_dims per_sample per_channel spatial to_nhwc from_nhwc
+                channel_mean image_mean image_std split_channels merge_channels
+                flip color_affine warp_affine rgb_to_hsv hsv_to_rgb one_hot
 
-This module imports no framework. Defaults here are written against the other
-primitives, so a new backend need not provide them, and may override any for speed.
+The generator's contract (``core/random.py``): its words are ``"uint32"`` arrays
+(``asarray(v, "uint32")``; a backend may hold them in a wider integer type as long
+as the values are the residues modulo 2**32), ``bitxor(a, b)`` their exclusive or,
+``shr(a, n)`` the logical right shift by a Python int, ``mul32(a, c)`` the product
+by a Python int modulo 2**32; ``cast(w, "float32")`` of a word below 2**24 is exact.
+
+Beyond the primitives, the arrays themselves must support ``+ - * /`` and unary
+``-`` (with each other and with Python floats, broadcasting), the comparisons
+``< <= > >= == !=`` (giving bool arrays), ``& | ~`` on bool arrays, and basic
+indexing (integers, slices, ``...``), as NumPy arrays do.
+
+Besides the primitives a backend has: ``name``; ``layout`` and ``channel_axis``;
+``array_module`` (for ``compile("auto")``); ``make_run`` (the compiled callable);
+``chunk_bytes`` and ``memory()`` (the executor's chunking policy and the memory
+chunks write, see ``core/executor.py``).
+
+This module imports no framework. The backends may import the core; the core
+never imports a backend (it receives one as ``B``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 LAYOUTS = ("NHWC", "NCHW")
 IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
 
+#: every primitive of ``B``, by group (the order of the module docstring)
+PRIMITIVES: tuple[str, ...] = (
+    # conversion
+    "as_images", "as_labels", "check_class_ids", "has_nan", "asarray", "cast", "dtype_name", "shape",
+    "is_array", "to_numpy",
+    # array basics
+    "arange", "ones", "zeros", "eye", "reshape", "broadcast_to", "transpose", "stack", "concat",
+    "where", "clip", "floor", "sqrt", "log", "exp", "cos", "sin", "tan", "minimum", "maximum",
+    "sum", "mean", "any", "matmul", "argsort", "take", "logical_not", "logical_xor",
+    # 32-bit words (the generator)
+    "bitxor", "shr", "mul32", "bitand",
+    # image helpers
+    "image_dims", "per_sample", "per_channel", "spatial", "to_nhwc", "from_nhwc", "channel_mean",
+    "image_mean", "image_std", "split_channels", "merge_channels", "flip", "color_affine",
+    "warp_affine", "rgb_to_hsv", "hsv_to_rgb", "one_hot",
+)
+
+#: primitives a backend may leave out: nothing in the core calls them, or their
+#: default answers "unknown" (``has_nan`` -> None)
+OPTIONAL_PRIMITIVES: tuple[str, ...] = ("bitand", "has_nan")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _required(fn: _F) -> _F:
+    """Marks a primitive that has no default: the backend must provide it."""
+    fn.__augspec_required__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def unimplemented(backend: Any) -> list[str]:
+    """The names of the primitives ``backend`` lacks: absent, or still the base class's
+    stub that raises ``NotImplementedError`` (optional primitives excepted)."""
+    out = []
+    for name in PRIMITIVES:
+        if name in OPTIONAL_PRIMITIVES:
+            continue
+        fn = getattr(type(backend), name, None)
+        if fn is None and not callable(getattr(backend, name, None)):
+            out.append(name)
+        elif getattr(fn, "__augspec_required__", False):
+            out.append(name)
+    return out
+
+
+@runtime_checkable
+class Primitives(Protocol):
+    """The primitive namespace ``B`` as a type: the names of ``PRIMITIVES`` (``Backend``
+    documents the meaning of each). ``isinstance(b, Primitives)`` checks that every
+    name is there, not that it works (``unimplemented`` and
+    ``augspec.testing.check_backend`` do more)."""
+
+    # conversion
+    def as_images(self, images: Any) -> Any: ...
+    def as_labels(self, labels: Any) -> Any: ...
+    def check_class_ids(self, ids: Any, num_classes: int) -> bool | None: ...
+    def has_nan(self, x: Any) -> bool | None: ...
+    def asarray(self, v: Any, dtype: str | None = None) -> Any: ...
+    def cast(self, x: Any, dtype: str) -> Any: ...
+    def dtype_name(self, x: Any) -> str: ...
+    def shape(self, x: Any) -> tuple[int, ...]: ...
+    def is_array(self, x: Any) -> bool: ...
+    def to_numpy(self, x: Any) -> Any: ...
+    # array basics
+    def arange(self, n: int, dtype: str = "int64") -> Any: ...
+    def ones(self, shape: Sequence[int], dtype: str = "float32") -> Any: ...
+    def zeros(self, shape: Sequence[int], dtype: str = "float32") -> Any: ...
+    def eye(self, n: int, dtype: str = "float32") -> Any: ...
+    def reshape(self, x: Any, shape: Sequence[int]) -> Any: ...
+    def broadcast_to(self, x: Any, shape: Sequence[int]) -> Any: ...
+    def transpose(self, x: Any, axes: Sequence[int]) -> Any: ...
+    def stack(self, xs: Sequence[Any], axis: int = 0) -> Any: ...
+    def concat(self, xs: Sequence[Any], axis: int = 0) -> Any: ...
+    def where(self, cond: Any, a: Any, b: Any) -> Any: ...
+    def clip(self, x: Any, lo: float, hi: float) -> Any: ...
+    def floor(self, x: Any) -> Any: ...
+    def sqrt(self, x: Any) -> Any: ...
+    def log(self, x: Any) -> Any: ...
+    def exp(self, x: Any) -> Any: ...
+    def cos(self, x: Any) -> Any: ...
+    def sin(self, x: Any) -> Any: ...
+    def tan(self, x: Any) -> Any: ...
+    def minimum(self, a: Any, b: Any) -> Any: ...
+    def maximum(self, a: Any, b: Any) -> Any: ...
+    def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any: ...
+    def mean(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any: ...
+    def any(self, x: Any, axis: Any = None) -> Any: ...
+    def matmul(self, a: Any, b: Any) -> Any: ...
+    def argsort(self, x: Any) -> Any: ...
+    def take(self, x: Any, idx: Any) -> Any: ...
+    def logical_not(self, a: Any) -> Any: ...
+    def logical_xor(self, a: Any, b: Any) -> Any: ...
+    # 32-bit words
+    def bitxor(self, a: Any, b: Any) -> Any: ...
+    def shr(self, a: Any, n: int) -> Any: ...
+    def mul32(self, a: Any, c: int) -> Any: ...
+    def bitand(self, a: Any, b: Any) -> Any: ...
+    # image helpers
+    def image_dims(self, x: Any) -> tuple[int, int, int, int]: ...
+    def per_sample(self, v: Any) -> Any: ...
+    def per_channel(self, v: Any) -> Any: ...
+    def spatial(self, m: Any) -> Any: ...
+    def to_nhwc(self, x: Any) -> Any: ...
+    def from_nhwc(self, x: Any) -> Any: ...
+    def channel_mean(self, x: Any) -> Any: ...
+    def image_mean(self, x: Any) -> Any: ...
+    def image_std(self, x: Any) -> Any: ...
+    def split_channels(self, x: Any) -> list[Any]: ...
+    def merge_channels(self, parts: Sequence[Any]) -> Any: ...
+    def flip(self, x: Any, axis: str) -> Any: ...
+    def color_affine(self, x: Any, a: Any, t: Any) -> Any: ...
+    def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...],
+                    fill_mode: str = "constant") -> Any: ...
+    def rgb_to_hsv(self, x: Any) -> Any: ...
+    def hsv_to_rgb(self, x: Any) -> Any: ...
+    def one_hot(self, ids: Any, k: int) -> Any: ...
+
 
 class Backend:
-    """Base of every backend; subclasses fill in the primitives for their framework."""
+    """Base of every backend; subclasses fill in the primitives for their framework.
+
+    A primitive without a default raises ``NotImplementedError`` here; the others are
+    written against the rest. Dtypes are named by strings: ``"float32"``,
+    ``"float64"``, ``"float16"``, ``"bfloat16"``, ``"uint8"``, ``"int32"``,
+    ``"int64"``, ``"uint32"``, ``"bool"``.
+    """
 
     name: str = ""
     #: the module whose arrays this backend takes, for ``compile("auto")``
     array_module: str = ""
+    #: the executor's chunking policy (see ``core/executor.py``): a batch of more than
+    #: this many float32 bytes runs its leading samplewise stages chunk by chunk, each
+    #: chunk's params sliced from the whole batch's, so the values do not change;
+    #: None: never chunk
+    chunk_bytes: int | None = None
 
     def __init__(self, layout: str = "NHWC", **options: Any):
         from ..core.errors import SpecError
@@ -49,12 +201,21 @@ class Backend:
 
         return Run(pipeline, self, **run_options)
 
+    def memory(self) -> Any:
+        """Where the executor's stages write (``core.executor.Memory``); a chunking
+        backend returns a subclass that owns its buffers. The default keeps nothing."""
+        from ..core.executor import Memory
+
+        return Memory()
+
     # ------------------------------------------------------------ conversion
+    @_required
     def as_images(self, images: Any) -> Any:
         """The images as this backend's array (TypeError where that cannot be)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name} backend: as_images is not implemented")
 
     def as_labels(self, labels: Any) -> Any:
+        """The labels (class ids or soft labels) as this backend's array."""
         return self.as_images(labels)
 
     def check_class_ids(self, ids: Any, num_classes: int) -> bool | None:
@@ -63,9 +224,199 @@ class Backend:
         return bool(a.size == 0 or (a.min() >= 0 and a.max() < num_classes))
 
     def has_nan(self, x: Any) -> bool | None:
+        """Whether ``x`` holds a NaN; None where the backend does not look (optional)."""
         return None
 
-    # ---------------------------------------------------------------- layout
+    @_required
+    def asarray(self, v: Any, dtype: str | None = None) -> Any:
+        """``v`` (a number, sequence, NumPy or own array) as an array of ``dtype`` (None: as is)."""
+        raise NotImplementedError(f"{self.name} backend: asarray is not implemented")
+
+    @_required
+    def cast(self, x: Any, dtype: str) -> Any:
+        """``x`` converted to ``dtype`` (float to int truncates; bool to number is 0 / 1)."""
+        raise NotImplementedError(f"{self.name} backend: cast is not implemented")
+
+    @_required
+    def dtype_name(self, x: Any) -> str:
+        """The dtype of ``x`` by name (``"float32"``, ``"uint8"``, ...)."""
+        raise NotImplementedError(f"{self.name} backend: dtype_name is not implemented")
+
+    @_required
+    def shape(self, x: Any) -> tuple[int, ...]:
+        """The static shape of ``x``, a tuple of Python ints."""
+        raise NotImplementedError(f"{self.name} backend: shape is not implemented")
+
+    @_required
+    def is_array(self, x: Any) -> bool:
+        """Whether ``x`` is already an array of this backend."""
+        raise NotImplementedError(f"{self.name} backend: is_array is not implemented")
+
+    @_required
+    def to_numpy(self, x: Any) -> Any:
+        """``x`` as a NumPy array (copied to the host where it lives on a device)."""
+        raise NotImplementedError(f"{self.name} backend: to_numpy is not implemented")
+
+    # ---------------------------------------------------------------- basics
+    @_required
+    def arange(self, n: int, dtype: str = "int64") -> Any:
+        """``0, 1, ..., n - 1``."""
+        raise NotImplementedError(f"{self.name} backend: arange is not implemented")
+
+    @_required
+    def ones(self, shape: Sequence[int], dtype: str = "float32") -> Any:
+        """An array of ones."""
+        raise NotImplementedError(f"{self.name} backend: ones is not implemented")
+
+    @_required
+    def zeros(self, shape: Sequence[int], dtype: str = "float32") -> Any:
+        """An array of zeros."""
+        raise NotImplementedError(f"{self.name} backend: zeros is not implemented")
+
+    @_required
+    def eye(self, n: int, dtype: str = "float32") -> Any:
+        """The ``n`` by ``n`` identity matrix."""
+        raise NotImplementedError(f"{self.name} backend: eye is not implemented")
+
+    @_required
+    def reshape(self, x: Any, shape: Sequence[int]) -> Any:
+        """``x`` in a new shape (one entry may be -1), row-major order."""
+        raise NotImplementedError(f"{self.name} backend: reshape is not implemented")
+
+    @_required
+    def broadcast_to(self, x: Any, shape: Sequence[int]) -> Any:
+        """``x`` broadcast to ``shape`` by NumPy's rules (may be a read-only view)."""
+        raise NotImplementedError(f"{self.name} backend: broadcast_to is not implemented")
+
+    @_required
+    def transpose(self, x: Any, axes: Sequence[int]) -> Any:
+        """``x`` with its axes permuted: output axis ``i`` is input axis ``axes[i]``."""
+        raise NotImplementedError(f"{self.name} backend: transpose is not implemented")
+
+    @_required
+    def stack(self, xs: Sequence[Any], axis: int = 0) -> Any:
+        """The arrays ``xs`` (of one shape) stacked along a new axis ``axis``."""
+        raise NotImplementedError(f"{self.name} backend: stack is not implemented")
+
+    @_required
+    def concat(self, xs: Sequence[Any], axis: int = 0) -> Any:
+        """The arrays ``xs`` joined along their existing axis ``axis``."""
+        raise NotImplementedError(f"{self.name} backend: concat is not implemented")
+
+    @_required
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        """``a`` where the bool ``cond`` holds, else ``b``, broadcasting (either may be a number)."""
+        raise NotImplementedError(f"{self.name} backend: where is not implemented")
+
+    @_required
+    def clip(self, x: Any, lo: float, hi: float) -> Any:
+        """``x`` clamped to [lo, hi] elementwise (NaN stays NaN)."""
+        raise NotImplementedError(f"{self.name} backend: clip is not implemented")
+
+    @_required
+    def floor(self, x: Any) -> Any:
+        """Elementwise floor of a float array (float out)."""
+        raise NotImplementedError(f"{self.name} backend: floor is not implemented")
+
+    @_required
+    def sqrt(self, x: Any) -> Any:
+        """Elementwise square root."""
+        raise NotImplementedError(f"{self.name} backend: sqrt is not implemented")
+
+    @_required
+    def log(self, x: Any) -> Any:
+        """Elementwise natural logarithm."""
+        raise NotImplementedError(f"{self.name} backend: log is not implemented")
+
+    @_required
+    def exp(self, x: Any) -> Any:
+        """Elementwise exponential."""
+        raise NotImplementedError(f"{self.name} backend: exp is not implemented")
+
+    @_required
+    def cos(self, x: Any) -> Any:
+        """Elementwise cosine (radians)."""
+        raise NotImplementedError(f"{self.name} backend: cos is not implemented")
+
+    @_required
+    def sin(self, x: Any) -> Any:
+        """Elementwise sine (radians)."""
+        raise NotImplementedError(f"{self.name} backend: sin is not implemented")
+
+    @_required
+    def tan(self, x: Any) -> Any:
+        """Elementwise tangent (radians)."""
+        raise NotImplementedError(f"{self.name} backend: tan is not implemented")
+
+    @_required
+    def minimum(self, a: Any, b: Any) -> Any:
+        """Elementwise minimum, broadcasting."""
+        raise NotImplementedError(f"{self.name} backend: minimum is not implemented")
+
+    @_required
+    def maximum(self, a: Any, b: Any) -> Any:
+        """Elementwise maximum, broadcasting."""
+        raise NotImplementedError(f"{self.name} backend: maximum is not implemented")
+
+    @_required
+    def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        """The sum over ``axis`` (an int, a tuple of ints, or None: all)."""
+        raise NotImplementedError(f"{self.name} backend: sum is not implemented")
+
+    @_required
+    def mean(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        """The float32 mean over ``axis`` (accumulated at least as precisely as float32)."""
+        raise NotImplementedError(f"{self.name} backend: mean is not implemented")
+
+    @_required
+    def any(self, x: Any, axis: Any = None) -> Any:
+        """The logical or of a bool array over ``axis``."""
+        raise NotImplementedError(f"{self.name} backend: any is not implemented")
+
+    @_required
+    def matmul(self, a: Any, b: Any) -> Any:
+        """The matrix product over the last two axes, batched over the others (NumPy rules)."""
+        raise NotImplementedError(f"{self.name} backend: matmul is not implemented")
+
+    @_required
+    def argsort(self, x: Any) -> Any:
+        """The int64 indices that sort the 1-D ``x`` ascending, stably (ties keep their order)."""
+        raise NotImplementedError(f"{self.name} backend: argsort is not implemented")
+
+    @_required
+    def take(self, x: Any, idx: Any) -> Any:
+        """``x[idx]`` along axis 0: a gather of whole samples by an integer array."""
+        raise NotImplementedError(f"{self.name} backend: take is not implemented")
+
+    def logical_not(self, a: Any) -> Any:
+        """Elementwise not of a bool array."""
+        return ~a
+
+    def logical_xor(self, a: Any, b: Any) -> Any:
+        """Elementwise exclusive or of bool arrays."""
+        return a != b
+
+    # ---------------------------------------------------------- 32-bit words
+    @_required
+    def bitxor(self, a: Any, b: Any) -> Any:
+        """Bitwise exclusive or of "uint32" words (``b`` words or a Python int < 2**32)."""
+        raise NotImplementedError(f"{self.name} backend: bitxor is not implemented")
+
+    @_required
+    def shr(self, a: Any, n: int) -> Any:
+        """Logical right shift of "uint32" words by the Python int ``n`` (zeros come in)."""
+        raise NotImplementedError(f"{self.name} backend: shr is not implemented")
+
+    @_required
+    def mul32(self, a: Any, c: int) -> Any:
+        """The product of "uint32" words and the Python int ``c`` (< 2**32), modulo 2**32."""
+        raise NotImplementedError(f"{self.name} backend: mul32 is not implemented")
+
+    def bitand(self, a: Any, b: Any) -> Any:
+        """Bitwise and of integer words (optional: the core no longer calls it)."""
+        raise NotImplementedError(f"{self.name} backend: bitand is not implemented")
+
+    # ---------------------------------------------------------------- images
     def image_dims(self, x: Any) -> tuple[int, int, int, int]:
         """(N, H, W, C) of a batch in this backend's layout."""
         n, a, b, c = self.shape(x)
@@ -84,9 +435,11 @@ class Backend:
         return self.reshape(m, (*self.shape(m), 1) if self.layout == "NHWC" else (self.shape(m)[0], 1, *self.shape(m)[1:]))
 
     def to_nhwc(self, x: Any) -> Any:
+        """A batch in this layout as NHWC."""
         return x if self.layout == "NHWC" else self.transpose(x, (0, 2, 3, 1))
 
     def from_nhwc(self, x: Any) -> Any:
+        """An NHWC batch in this layout."""
         return x if self.layout == "NHWC" else self.transpose(x, (0, 3, 1, 2))
 
     def _spatial_axes(self) -> tuple[int, int]:
@@ -101,42 +454,43 @@ class Backend:
         return self.mean(x, axis=(1, 2, 3), keepdims=True)
 
     def image_std(self, x: Any) -> Any:
+        """Std over each image (all pixels and channels), broadcastable against x."""
         d = x - self.image_mean(x)
         return self.sqrt(self.mean(d * d, axis=(1, 2, 3), keepdims=True))
 
     def split_channels(self, x: Any) -> list[Any]:
+        """The channels of a batch, each kept as a batch of one channel."""
         c = self.shape(x)[self.channel_axis]
         if self.layout == "NHWC":
             return [x[..., i : i + 1] for i in range(c)]
         return [x[:, i : i + 1] for i in range(c)]
 
     def merge_channels(self, parts: Sequence[Any]) -> Any:
+        """Batches of one channel joined into one batch (the inverse of ``split_channels``)."""
         return self.concat(list(parts), axis=self.channel_axis)
 
+    @_required
     def flip(self, x: Any, axis: str) -> Any:
         """Reverse along the width (``"w"``) or height (``"h"``) axis."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name} backend: flip is not implemented")
 
+    @_required
     def color_affine(self, x: Any, a: Any, t: Any) -> Any:
         """Per pixel ``A x + t`` with ``A`` (N, C, C) and ``t`` (N, C)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name} backend: color_affine is not implemented")
 
+    @_required
     def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...],
                     fill_mode: str = "constant") -> Any:
         """Resample at ``inverse @ (j + 0.5, i + 0.5, 1)`` per output pixel (pixel-centre
         frame, see DESIGN.md); bilinear or nearest. Taps outside the image read ``fill``
         (``fill_mode="constant"``), the nearest edge pixel (``"nearest"``: the tap index
         clamped) or the mirrored image (``"reflect"``: index -1 reads 0, -2 reads 1)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name} backend: warp_affine is not implemented")
 
     def one_hot(self, ids: Any, k: int) -> Any:
+        """(N,) int64 class ids -> (N, k) float32 one-hot rows."""
         return self.cast(self.reshape(ids, (-1, 1)) == self.reshape(self.arange(k), (1, -1)), "float32")
-
-    def logical_xor(self, a: Any, b: Any) -> Any:
-        return a != b
-
-    def logical_not(self, a: Any) -> Any:
-        return ~a
 
     # ----------------------------------------------------------- HSV colour
     def rgb_to_hsv(self, x: Any) -> Any:
@@ -155,6 +509,7 @@ class Backend:
         return self.merge_channels([h, s, mx])
 
     def hsv_to_rgb(self, x: Any) -> Any:
+        """HSV with H in [0, 1) -> RGB (the inverse of ``rgb_to_hsv``)."""
         h, s, v = self.split_channels(x)
         h6 = (h - self.floor(h)) * 6.0
 
