@@ -206,6 +206,25 @@ def _builtin_name_taken(env) -> Any:
     aug.register(MyAffine)
 
 
+def _op_named(name: str) -> Any:
+    @spec
+    class Named(GeometricOp):
+        p: float = 1.0
+
+    Named.name = name
+    aug.register(Named)
+
+
+def _op_with_type_field() -> Any:
+    @spec
+    class Typed(GeometricOp):
+        name = "cat_typed"
+        type: str = "x"
+        p: float = 1.0
+
+    aug.register(Typed)
+
+
 # --------------------------------------------------------------------- the cases
 
 
@@ -409,6 +428,38 @@ CASES: list[Case] = [
     Case("set_epoch_float", lambda a: flip().set_epoch(1.5), aug.InputTypeError, r"epoch must be an integer"),
     Case("compile_negative_rank", lambda a: P([aug.HorizontalFlip()]).compile("numpy", rank=-2), aug.InputError,
          r"rank must be >= 0"),
+    # ----- per-channel fields against the images' channels (every op with one, named with its field)
+    Case("gray_batch_three_value_fill", lambda a: P([aug.Affine(rotate=10, fill=(0.1, 0.2, 0.3))]).compile("numpy")(a["x"]),
+         aug.InputError, r"Affine \(at 0\): fill=\(0.1, 0.2, 0.3\) has 3 values but the images have 1 channels",
+         lambda: {"x": images((2, 8, 8, 1))}),
+    Case("rgba_batch_three_value_fill", lambda a: P([aug.Affine(rotate=10, fill=(0.1, 0.2, 0.3))]).compile("numpy")(a["x"]),
+         aug.InputError, r"fill=.*3 values.*4 channels", lambda: {"x": images((2, 8, 8, 4))}),
+    Case("rgba_batch_three_value_cutout_fill", lambda a: P([aug.CutOut(fill=(1, 0, 0))]).compile("numpy")(a["x"]),
+         aug.InputError, r"CutOut .*fill=.*4 channels", lambda: {"x": images((2, 8, 8, 4))}),
+    Case("gray_batch_rgb_normalize", lambda a: P([aug.Normalize()]).compile("numpy")(a["x"]), aug.InputError,
+         r"Normalize .*mean=.*3 values.*1 channels", lambda: {"x": images((2, 8, 8, 1))}),
+    Case("gray_batch_keras_affine_fill", lambda a: P([aug.KerasAffine(rotation=10, fill=(0.1, 0.2))]).compile("numpy")(
+        a["x"]), aug.InputError, r"KerasAffine .*fill=.*2 values", lambda: {"x": images((2, 8, 8, 1))}),
+    # ----- maps that cannot be inverted are refused where the ranges allow them
+    Case("singular_shear", lambda a: aug.Affine(shear=(45, 45), shear_y=(45, 45)), aug.SpecError,
+         r"Affine: shear=\(45.0, 45.0\) with shear_y=\(45.0, 45.0\) reaches a singular map"),
+    Case("shear_ranges_crossing_singular", lambda a: aug.Affine(shear=60, shear_y=40), aug.SpecError,
+         r"singular map"),
+    # ----- sizes and numbers that would exhaust memory or wrap
+    Case("num_classes_huge", lambda a: P([aug.MixUp()], num_classes=10**12), aug.SpecError,
+         r"num_classes=1000000000000 is outside the allowed range \[1, 1048576\]"),
+    Case("config_400_digit_integer", lambda a: aug.from_json('{"version": 1, "type": "pipeline", "ops": [], "seed": '
+                                                              + "9" * 400 + "}"), aug.ConfigError,
+         r"config.seed: the integer .*400 digits.* out of range"),
+    Case("zca_nan_matrix", lambda a: aug.ZCAWhitening(matrix=np.full((3, 3), np.nan)), aug.SpecError,
+         r"ZCAWhitening: matrix holds 9 NaN or infinite values"),
+    Case("set_state_step_2_64", lambda a: flip().set_state(step=2**64), aug.InputError, r"step must be at most 2\*\*63 - 1"),
+    Case("set_epoch_2_63", lambda a: flip().set_epoch(2**63), aug.InputError, r"epoch must be at most"),
+    # ----- op names and fields a config could not load back
+    Case("op_named_pipeline", lambda a: _op_named("pipeline"), aug.RegistryError, r"cannot be named 'pipeline'",
+         registry=True),
+    Case("op_with_a_field_named_type", lambda a: _op_with_type_field(), aug.RegistryError, r"field named 'type'",
+         registry=True),
 ]
 
 NAMES = [c.name for c in CASES]
@@ -506,6 +557,8 @@ TORCH_CASES = [
     ("torch_complex", lambda t: t.zeros((2, 3, 8, 8), dtype=t.complex64), None, aug.InputTypeError,
      r"complex64 are not numbers"),
     ("torch_bool", lambda t: t.zeros((2, 3, 8, 8), dtype=t.bool), None, aug.InputTypeError, r"dtype bool"),
+    ("torch_uint16", lambda t: t.zeros((2, 3, 8, 8), dtype=t.uint16), None, aug.InputTypeError,
+     r"uint16 are not supported; use one of \['uint8', 'float16', 'bfloat16', 'float32', 'float64'\]"),
     ("torch_id_out_of_range", lambda t: t.zeros((2, 3, 8, 8), dtype=t.uint8), lambda t: t.tensor([0, 10]),
      aug.InputError, r"\[0, 10\)"),
 ]

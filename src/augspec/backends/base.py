@@ -53,7 +53,7 @@ IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
 PRIMITIVES: tuple[str, ...] = (
     # conversion
     "as_images", "as_labels", "check_class_ids", "has_nan", "asarray", "cast", "dtype_name", "shape",
-    "is_array", "to_numpy",
+    "is_array", "to_numpy", "copy",
     # array basics
     "arange", "ones", "zeros", "eye", "reshape", "broadcast_to", "transpose", "stack", "concat",
     "where", "clip", "floor", "sqrt", "log", "exp", "cos", "sin", "tan", "minimum", "maximum",
@@ -112,6 +112,7 @@ class Primitives(Protocol):
     def shape(self, x: Any) -> tuple[int, ...]: ...
     def is_array(self, x: Any) -> bool: ...
     def to_numpy(self, x: Any) -> Any: ...
+    def copy(self, x: Any) -> Any: ...
     # array basics
     def arange(self, n: int, dtype: str = "int64") -> Any: ...
     def ones(self, shape: Sequence[int], dtype: str = "float32") -> Any: ...
@@ -256,6 +257,12 @@ class Backend:
     def to_numpy(self, x: Any) -> Any:
         """``x`` as a NumPy array (copied to the host where it lives on a device)."""
         raise NotImplementedError(f"{self.name} backend: to_numpy is not implemented")
+
+    def copy(self, x: Any) -> Any:
+        """A new array with ``x``'s values, sharing no memory with it (a run's output never
+        aliases its input). This default suits frameworks whose arrays are immutable
+        (TensorFlow, JAX): it returns ``x``; a backend of mutable arrays overrides it."""
+        return x
 
     # ---------------------------------------------------------------- basics
     @_required

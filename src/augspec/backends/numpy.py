@@ -64,6 +64,9 @@ class NumpyBackend(Backend):
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
+    def copy(self, x: Any) -> Any:
+        return np.array(x, copy=True)
+
     # ---------------------------------------------------------------- basics
     def arange(self, n: int, dtype: str = "int64") -> Any:
         return np.arange(n, dtype=_DTYPES[dtype])

@@ -282,8 +282,8 @@ class Run:
         x, y, single, dtype, out_dtype, ctx = self._check_batch(plan, B.as_images(images), labels, convert_labels)
         n = ctx.n
         if _test(n == 0) is True:
-            xo = B.cast(x, out_dtype)
-            return (xo, y) if labels is not None else xo
+            xo = B.copy(B.cast(x, out_dtype))
+            return (xo, B.copy(y)) if labels is not None else xo
         self._check_params(plan, params, n)
         if dtype != "uint8":
             self._check_range(x)
@@ -291,6 +291,7 @@ class Run:
         if dtype == "uint8":
             xf = xf * (1.0 / 255.0)
         xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse, finite=dtype == "uint8")
+        xo, yo = self._own_outputs(plan, dtype, xo, yo, y)
         if out_dtype == "uint8":
             xo = B.cast(B.floor(B.clip(xo, 0.0, 1.0) * 255.0 + 0.5), "uint8")
         elif out_dtype != "float32":
@@ -301,6 +302,17 @@ class Run:
                 yo = B.reshape(yo, B.shape(yo)[1:])
         if labels is None:
             return xo
+        return xo, yo
+
+    def _own_outputs(self, plan: Plan, dtype: str, xo: Any, yo: Any, y: Any) -> tuple[Any, Any]:
+        """Outputs of their own: where no stage wrote the images (a float32 batch through an
+        empty or label-only plan) or the labels passed through, a copy, never the caller's
+        array (an in-place edit of an output must not reach the input)."""
+        B = self.backend
+        if dtype == "float32" and all(st.kind == "label" for st in plan.stages):
+            xo = B.copy(xo)
+        if yo is not None and yo is y:
+            yo = B.copy(yo)
         return xo, yo
 
     def _check_range(self, x: Any) -> None:

@@ -222,6 +222,9 @@ class TorchBackend(Backend):
     def is_array(self, x: Any) -> bool:
         return isinstance(x, torch.Tensor)
 
+    def copy(self, x: Any) -> Any:
+        return x.clone()
+
     def to_numpy(self, x: Any) -> np.ndarray:
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu()

@@ -114,8 +114,8 @@ class TorchRun(Run):
         self._use_device(x.device)
         x, y, single, dtype, out_dtype, ctx = self._check_batch(plan, x, labels, convert_labels)
         if ctx.n == 0:
-            xo = x.to(_DTYPES[out_dtype])
-            return (xo, y) if labels is not None else xo
+            xo = x.to(_DTYPES[out_dtype]).clone()
+            return (xo, y.clone()) if labels is not None else xo
         self._check_params(plan, params, ctx.n)
         if dtype != "uint8":
             self._check_range(x)
@@ -123,6 +123,9 @@ class TorchRun(Run):
             xo, yo = self._eager(plan, x, y, params, ctx, dtype, out_dtype)
         else:
             xo, yo = self._generic(plan, x, y, params, ctx, dtype, out_dtype)
+            xo, yo = self._own_outputs(plan, dtype, xo, yo, y)
+        if yo is y and yo is not None:
+            yo = yo.clone()  # labels passed through: never the caller's tensor
         return self._finish(xo, yo, labels, single)
 
     def _finish(self, xo: Any, yo: Any, labels: Any, single: bool) -> Any:
@@ -177,8 +180,8 @@ class TorchRun(Run):
             v = xo.mul_(scale * 255.0) if private else xo * (scale * 255.0)
             xo = v.clamp_(0.0, 255.0).add_(0.5).floor_().to(torch.uint8)
         elif out_dtype == "float32":
-            if private or is_input:
-                xo = xo * scale if scale != 1.0 else (xo.clone() if private else xo)
+            if private or is_input:  # never the caller's tensor nor a private buffer
+                xo = xo * scale if scale != 1.0 else xo.clone()
             elif scale != 1.0:
                 xo = xo.mul_(scale)
         else:
