@@ -194,7 +194,7 @@ class Run:
         if not training:
             return self._evaluate(images, labels)
         x = self.backend.as_images(images)
-        self._check_batch(self.plan, x, labels)  # a rejected call draws nothing (its step is not spent)
+        self._check_batch(self.plan, x, labels, "check")  # a rejected call draws nothing (its step is not spent)
         shape = self.backend.shape(x)
         n = shape[0] if len(shape) == 4 else 1
         params = self.sample(n, shape[1:] if len(shape) == 4 else shape) if len(shape) in (3, 4) else {}
@@ -245,7 +245,7 @@ class Run:
         return list(self.ops)
 
     # ------------------------------------------------------------------ core
-    def _check_batch(self, plan: Plan, x: Any, labels: Any, convert_labels: bool = True):
+    def _check_batch(self, plan: Plan, x: Any, labels: Any, convert_labels: bool | str = True):
         """Check a batch (or one image) against the plan: ``(x as a batch, soft or given
         labels, single, input dtype, output dtype, Context)``. Shared by every backend's run."""
         B = self.backend
@@ -333,7 +333,9 @@ class Run:
                 "x / 255): this batch has values outside it, which colour ops and clamps would saturate. Pass uint8 "
                 "images, or x / 255. (Checked once per run, on its first float batch.)", InputRangeWarning, stacklevel=4)
 
-    def _labels(self, plan: Plan, labels: Any, n: int, single: bool, convert: bool) -> tuple[Any, int | None]:
+    def _labels(self, plan: Plan, labels: Any, n: int, single: bool, convert: bool | str) -> tuple[Any, int | None]:
+        """Checked labels: converted to (N, K) float32 where the plan changes them and ``convert``
+        is True; ``convert="check"`` checks everything and converts nothing."""
         B = self.backend
         k = self.num_classes
         if labels is None:
@@ -357,12 +359,12 @@ class Run:
                 raise InputError("class ids need num_classes: Pipeline(..., num_classes=K) (or pass soft (N, K) labels)")
             if B.check_class_ids(y, k) is False:
                 raise InputError(f"class ids must lie in [0, {k}) (num_classes={k})")
-            return B.one_hot(B.cast(y, "int64"), k), k
+            return (y, k) if convert == "check" else (B.one_hot(B.cast(y, "int64"), k), k)
         if not dt.startswith("float") and dt != "bfloat16":
             raise InputTypeError(f"soft labels must be floating point, got dtype {dt}")
         if k is not None and _differ(shape[1], k):
             raise InputError(f"soft labels have {shape[1]} classes but num_classes={k}")
-        return B.cast(y, "float32"), shape[1]
+        return (y if convert == "check" else B.cast(y, "float32")), shape[1]
 
     def _check_params(self, plan: Plan, params: Mapping[str, Any], n: int) -> None:
         missing = [d.key for d in plan.sampler.draws if d.key not in params]

@@ -79,7 +79,7 @@ class TorchRun(Run):
             return self._graph_call(x, labels)
         if self.backend.jit and len(shape) == 4 and shape[0] > 0:
             return self._jit_call(x, labels)
-        self._check_batch(self.plan, x, labels)  # a rejected call draws nothing (its step is not spent)
+        self._check_batch(self.plan, x, labels, "check")  # a rejected call draws nothing (its step is not spent)
         n = shape[0] if len(shape) == 4 else 1
         params = self.sample(n, shape[1:] if len(shape) == 4 else shape)
         return self._run(self.plan, x, labels, params)
