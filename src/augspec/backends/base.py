@@ -53,7 +53,7 @@ IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
 PRIMITIVES: tuple[str, ...] = (
     # conversion
     "as_images", "as_labels", "check_class_ids", "has_nan", "asarray", "cast", "dtype_name", "shape",
-    "is_array", "to_numpy", "copy",
+    "is_array", "to_numpy", "copy", "all_finite",
     # array basics
     "arange", "ones", "zeros", "eye", "reshape", "broadcast_to", "transpose", "stack", "concat",
     "where", "clip", "floor", "sqrt", "log", "exp", "cos", "sin", "tan", "minimum", "maximum",
@@ -113,6 +113,7 @@ class Primitives(Protocol):
     def is_array(self, x: Any) -> bool: ...
     def to_numpy(self, x: Any) -> Any: ...
     def copy(self, x: Any) -> Any: ...
+    def all_finite(self, x: Any) -> bool | None: ...
     # array basics
     def arange(self, n: int, dtype: str = "int64") -> Any: ...
     def ones(self, shape: Sequence[int], dtype: str = "float32") -> Any: ...
@@ -263,6 +264,11 @@ class Backend:
         aliases its input). This default suits frameworks whose arrays are immutable
         (TensorFlow, JAX): it returns ``x``; a backend of mutable arrays overrides it."""
         return x
+
+    def all_finite(self, x: Any) -> bool | None:
+        """Whether ``x`` holds no NaN or inf, where asking is cheap (host memory, no device
+        sync); None where it is not (the run then keeps the select that stops a NaN)."""
+        return None
 
     # ---------------------------------------------------------------- basics
     @_required

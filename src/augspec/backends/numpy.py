@@ -67,6 +67,9 @@ class NumpyBackend(Backend):
     def copy(self, x: Any) -> Any:
         return np.array(x, copy=True)
 
+    def all_finite(self, x: Any) -> bool | None:
+        return bool(np.isfinite(x).all()) if x.dtype.kind == "f" else True
+
     # ---------------------------------------------------------------- basics
     def arange(self, n: int, dtype: str = "int64") -> Any:
         return np.arange(n, dtype=_DTYPES[dtype])

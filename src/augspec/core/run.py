@@ -286,11 +286,11 @@ class Run:
             return (xo, B.copy(y)) if labels is not None else xo
         self._check_params(plan, params, n)
         if dtype != "uint8":
-            self._check_range(x)
+            self._check_range(plan, x)
         xf = B.cast(x, "float32")
         if dtype == "uint8":
             xf = xf * (1.0 / 255.0)
-        xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse, finite=dtype == "uint8")
+        xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse, finite=self._finite(plan, x, dtype))
         xo, yo = self._own_outputs(plan, dtype, xo, yo, y)
         if out_dtype == "uint8":
             xo = B.cast(B.floor(B.clip(xo, 0.0, 1.0) * 255.0 + 0.5), "uint8")
@@ -315,11 +315,21 @@ class Run:
             yo = B.copy(yo)
         return xo, yo
 
-    def _check_range(self, x: Any) -> None:
+    def _finite(self, plan: Plan, x: Any, dtype: str) -> bool:
+        """Whether the images hold no NaN or inf: integer images cannot; float ones are asked
+        of the backend where cheap (``all_finite``), and only when a blend would need to know."""
+        if dtype == "uint8":
+            return True
+        if not any(st.kind == "mix" for st in plan.stages):
+            return False
+        return self.backend.all_finite(x) is True
+
+    def _check_range(self, plan: Plan, x: Any) -> None:
         """Once per run, on its first floating-point batch: warn when the values leave
         [0, 1] (images as 0..255 floats, ``x.float()`` of a uint8 batch, would be saturated
-        by every clamp). One device read per run; skipped where values are symbolic."""
-        if self._range_checked:
+        by every clamp). Only for plans that clamp (a batch part of MixUp & co takes
+        normalized images as they are). One device read per run; skipped where symbolic."""
+        if self._range_checked or not any(st.clamp for st in plan.stages):
             return
         self._range_checked = True
         B = self.backend

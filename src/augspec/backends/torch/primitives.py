@@ -225,6 +225,12 @@ class TorchBackend(Backend):
     def copy(self, x: Any) -> Any:
         return x.clone()
 
+    def all_finite(self, x: Any) -> bool | None:
+        """On the CPU (one pass, no device); None on a device, where it would sync."""
+        if not x.is_floating_point():
+            return True
+        return bool(torch.isfinite(x).all()) if x.device.type == "cpu" and not _compiling() else None
+
     def to_numpy(self, x: Any) -> np.ndarray:
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu()

@@ -118,7 +118,7 @@ class TorchRun(Run):
             return (xo, y.clone()) if labels is not None else xo
         self._check_params(plan, params, ctx.n)
         if dtype != "uint8":
-            self._check_range(x)
+            self._check_range(plan, x)
         if not (x.requires_grad and torch.is_grad_enabled()):
             xo, yo = self._eager(plan, x, y, params, ctx, dtype, out_dtype)
         else:
@@ -163,7 +163,9 @@ class TorchRun(Run):
 
         def to_flow(xc: Any, yc: Any = None) -> Flow:
             xf, scale, owned = mem.as_float(xc, dtype)
-            return Flow(xf, yc, scale, owned, finite=dtype == "uint8")  # integer images hold no NaN or inf
+            return Flow(xf, yc, scale, owned, finite=finite)
+
+        finite = self._finite(plan, x, dtype)
 
         mem.begin()
         try:
