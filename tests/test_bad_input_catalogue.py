@@ -206,6 +206,13 @@ def _builtin_name_taken(env) -> Any:
     aug.register(MyAffine)
 
 
+def _tampered(key: str, value: np.ndarray) -> Any:
+    run = P([aug.Affine(rotate=10), aug.GaussianNoise(std=0.1), aug.MixUp()], num_classes=3, seed=0).compile("numpy")
+    params = dict(run.sample(4, (8, 8, 3)))
+    params[key] = value
+    return run.apply(images((4, 8, 8, 3)), ids([0, 1, 2, 0]), params)
+
+
 def _op_named(name: str) -> Any:
     @spec
     class Named(GeometricOp):
@@ -428,6 +435,13 @@ CASES: list[Case] = [
     Case("set_epoch_float", lambda a: flip().set_epoch(1.5), aug.InputTypeError, r"epoch must be an integer"),
     Case("compile_negative_rank", lambda a: P([aug.HorizontalFlip()]).compile("numpy", rank=-2), aug.InputError,
          r"rank must be >= 0"),
+    # ----- tampered params: trailing shape and kind are checked too
+    Case("params_wrong_trailing_shape", lambda a: _tampered("1/noise", np.zeros((4, 8, 8, 1), np.float32)), aug.InputError,
+         r"params\['1/noise'\] has shape \(4, 8, 8, 1\); this batch needs \(4, 8, 8, 3\)"),
+    Case("params_float_partner", lambda a: _tampered("2/partner", np.zeros(4, np.float32)), aug.InputTypeError,
+         r"params\['2/partner'\] has dtype float32; this draw is int"),
+    Case("params_extra_axis", lambda a: _tampered("0/rotate", np.zeros((4, 2), np.float32)), aug.InputError,
+         r"params\['0/rotate'\] has shape \(4, 2\)"),
     # ----- per-channel fields against the images' channels (every op with one, named with its field)
     Case("gray_batch_three_value_fill", lambda a: P([aug.Affine(rotate=10, fill=(0.1, 0.2, 0.3))]).compile("numpy")(a["x"]),
          aug.InputError, r"Affine \(at 0\): fill=\(0.1, 0.2, 0.3\) has 3 values but the images have 1 channels",

@@ -492,7 +492,7 @@ class AlbumentationsRun(Run):
         if n == 0:
             xo = xb.astype(out_dtype)
             return (xo, y) if labels is not None else xo
-        self._check_params(plan, params, n)
+        self._check_params(plan, params, n, bctx)
         ctx = Context(1, h, w, c, self.num_classes)
         if n == 1:
             out = self._one(xb[0], params, ctx, dtype, out_dtype)[None]

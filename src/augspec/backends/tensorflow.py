@@ -759,7 +759,7 @@ class TFRun(Run):
         if cut is None or (isinstance(n0, int) and n0 == 0):
             return self._xla_run(plan, x, labels, params, convert_labels)
         xb, y, single, _, out_dtype, ctx = self._check_batch(plan, x, labels, convert_labels)
-        self._check_params(plan, params, ctx.n)
+        self._check_params(plan, params, ctx.n, ctx)
         xh, yh = self._xla_head(plan, xb, y, params, ctx.num_classes, cut)
         return self._xla_tail(plan, xh, yh, params, ctx.num_classes, cut, out_dtype, single, labels is not None)
 

@@ -29,7 +29,7 @@ from typing import Any
 from .errors import InputError, InputRangeWarning, InputTypeError
 from .identity import process_rank, process_worker
 from .plan import Plan
-from .random import derive_key
+from .random import Bernoulli, Categorical, Permutation, derive_key, resolve_shape
 from .spec import Context
 
 IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
@@ -284,7 +284,7 @@ class Run:
         if _test(n == 0) is True:
             xo = B.copy(B.cast(x, out_dtype))
             return (xo, B.copy(y)) if labels is not None else xo
-        self._check_params(plan, params, n)
+        self._check_params(plan, params, n, ctx)
         if dtype != "uint8":
             self._check_range(plan, x)
         xf = B.cast(x, "float32")
@@ -376,11 +376,29 @@ class Run:
             raise InputError(f"soft labels have {shape[1]} classes but num_classes={k}")
         return (y if convert == "check" else B.cast(y, "float32")), shape[1]
 
-    def _check_params(self, plan: Plan, params: Mapping[str, Any], n: int) -> None:
+    def _check_params(self, plan: Plan, params: Mapping[str, Any], n: int, ctx: Context | None = None) -> None:
+        """Every declared draw present, drawn for this batch size, and (given the images'
+        ``ctx``) of the declared per-sample shape and kind (bool, integer or float)."""
         missing = [d.key for d in plan.sampler.draws if d.key not in params]
         if missing:
             raise InputError(f"params are missing {missing[:5]}{'...' if len(missing) > 5 else ''}: draw them with run.sample")
+        B = self.backend
         for d in plan.sampler.draws:
-            s = self.backend.shape(params[d.key])
+            v = params[d.key]
+            s = B.shape(v)
             if not s or _differ(s[0], n):
                 raise InputError(f"params[{d.key!r}] has shape {s}, drawn for another batch size than {n}")
+            if ctx is None:
+                continue
+            want = resolve_shape(d.dist.shape, (ctx.height, ctx.width, ctx.channels), d.key)
+            if isinstance(d.dist, Permutation):
+                want = ()
+            if tuple(s[1:]) != tuple(want):
+                raise InputError(f"params[{d.key!r}] has shape {s}; this batch needs {(s[0], *want)} "
+                                 "(draw the params with run.sample for these images)")
+            kind = "bool" if isinstance(d.dist, Bernoulli) else "int" if isinstance(d.dist, (Permutation, Categorical)) \
+                else "float"
+            dt = B.dtype_name(v)
+            got = "bool" if dt == "bool" else "int" if "int" in dt else "float" if "float" in dt else dt
+            if got != kind:
+                raise InputTypeError(f"params[{d.key!r}] has dtype {dt}; this draw is {kind}")

@@ -116,7 +116,7 @@ class TorchRun(Run):
         if ctx.n == 0:
             xo = x.to(_DTYPES[out_dtype]).clone()
             return (xo, y.clone()) if labels is not None else xo
-        self._check_params(plan, params, ctx.n)
+        self._check_params(plan, params, ctx.n, ctx)
         if dtype != "uint8":
             self._check_range(plan, x)
         if not (x.requires_grad and torch.is_grad_enabled()):
