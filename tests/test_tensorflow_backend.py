@@ -487,3 +487,16 @@ def test_invariants(hyp_runs, dtype: str, step: int, soft: bool, data_seed: int)
     np.testing.assert_allclose(yo.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(x, x_copy)  # input not mutated
     np.testing.assert_array_equal(hyp_runs["p0"](x, step=step).numpy(), x)  # p = 0: identity
+
+
+def test_trace_caches_stay_bounded_with_ever_new_image_sizes(monkeypatch):
+    """A stream of new image sizes does not grow the run's traced functions without bound."""
+    import augspec.backends.tensorflow as btf
+
+    monkeypatch.setattr(btf.TFRun, "MAX_SIGNATURES", 3)
+    run = aug.Pipeline([aug.HorizontalFlip(p=0.5)], seed=0).compile("tensorflow")
+    for s in range(4, 12):
+        out = run(tf.zeros((2, s, s, 3), tf.uint8))
+        assert out.shape == (2, s, s, 3)
+        assert len(run._concrete) <= 3
+    assert run.trace_count <= 3

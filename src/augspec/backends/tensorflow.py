@@ -552,7 +552,15 @@ class TFRun(Run):
             self._vars = {k: tf.Variable(0, dtype=tf.int64, trainable=False, name=f"augspec_{k}")
                           for k in ("epoch", "step", "rank", "worker")}
         super().__init__(pipeline, backend, **options)
-        jit = backend.jit
+        self._make_functions()
+
+    #: input signatures a run keeps traced functions for; past that they are all dropped (a
+    #: stream of ever-new image sizes must not grow the trace caches without bound)
+    MAX_SIGNATURES = 32
+
+    def _make_functions(self) -> None:
+        """The run's ``tf.function``s, new (their trace caches empty)."""
+        jit = self.backend.jit
         # autograph off: the kernels have no data-dependent Python control flow by design
         fn = functools.partial(tf.function, autograph=False)
         self._train_fn = fn(self._train_body, jit_compile=jit)
@@ -620,6 +628,8 @@ class TFRun(Run):
             sig = (tuple(x.shape), x.dtype, None if y is None else (tuple(y.shape), y.dtype))
             cf = self._concrete.get(sig)
             if cf is None:
+                if len(self._concrete) >= self.MAX_SIGNATURES:
+                    self._make_functions()
                 cf = self._concrete[sig] = self._train_counter_fn.get_concrete_function(x, y)
             return cf(x, y)
         keys = self.key_tensors(step, epoch)
