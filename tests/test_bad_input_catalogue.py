@@ -206,6 +206,12 @@ def _builtin_name_taken(env) -> Any:
     aug.register(MyAffine)
 
 
+def _alb_collate_sizes() -> Any:
+    pytest.importorskip("albumentations")
+    run = P([aug.HorizontalFlip(), aug.MixUp()], num_classes=3, seed=0).compile("albumentations", defer_batch_ops=True)
+    return run.collate([(np.zeros((8, 8, 3), np.uint8), 0), (np.zeros((6, 8, 3), np.uint8), 1)])
+
+
 def _tampered(key: str, value: np.ndarray) -> Any:
     run = P([aug.Affine(rotate=10), aug.GaussianNoise(std=0.1), aug.MixUp()], num_classes=3, seed=0).compile("numpy")
     params = dict(run.sample(4, (8, 8, 3)))
@@ -442,6 +448,8 @@ CASES: list[Case] = [
          r"params\['2/partner'\] has dtype float32; this draw is int"),
     Case("params_extra_axis", lambda a: _tampered("0/rotate", np.zeros((4, 2), np.float32)), aug.InputError,
          r"params\['0/rotate'\] has shape \(4, 2\)"),
+    Case("collate_different_sizes", lambda a: _alb_collate_sizes(), aug.InputError,
+         r"collate: the samples have different shapes \[\(6, 8, 3\), \(8, 8, 3\)\]"),
     # ----- per-channel fields against the images' channels (every op with one, named with its field)
     Case("gray_batch_three_value_fill", lambda a: P([aug.Affine(rotate=10, fill=(0.1, 0.2, 0.3))]).compile("numpy")(a["x"]),
          aug.InputError, r"Affine \(at 0\): fill=\(0.1, 0.2, 0.3\) has 3 values but the images have 1 channels",

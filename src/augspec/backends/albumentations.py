@@ -561,11 +561,14 @@ class AlbumentationsRun(Run):
         if len(samples) == 0:
             raise InputError("collate: no samples")
         first = samples[0]
-        if isinstance(first, (tuple, list)):
-            images = np.stack([np.asarray(s[0]) for s in samples])
-            labels = np.stack([np.asarray(s[1]) for s in samples])
-        else:
-            images, labels = np.stack([np.asarray(s) for s in samples]), None
+        pairs = isinstance(first, (tuple, list))
+        ims = [np.asarray(s[0] if pairs else s) for s in samples]
+        shapes = sorted({a.shape for a in ims})
+        if len(shapes) > 1:
+            raise InputError(f"collate: the samples have different shapes {shapes[:4]}; a batch needs one image "
+                             "size (resize or crop the images to one size first)")
+        images = np.stack(ims)
+        labels = np.stack([np.asarray(s[1]) for s in samples]) if pairs else None
         if not apply:
             return images if labels is None else (images, labels)
         return self.batch(images, labels)
