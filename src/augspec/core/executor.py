@@ -154,9 +154,10 @@ class Executor:
         return [j * ctx.n // pieces for j in range(pieces + 1)]  # balanced: sizes differ by one at most
 
     def run_chunked(self, B: Any, x: Any, to_flow: Any, y: Any, params: Mapping[str, Any], ctx: Context,
-                    bounds: list[int], fuse: bool, memory: Any, device: Any) -> Flow:
+                    bounds: list[int], fuse: bool, memory: Any, device: Any, finite: bool = False) -> Flow:
         """The samplewise prefix chunk by chunk (``to_flow(x[lo:hi])`` makes a chunk's
-        input flow), a chunkable mix after it likewise, then the rest on the whole batch."""
+        input flow), a chunkable mix after it likewise, then the rest on the whole batch;
+        ``finite`` as ``Flow.finite`` of the whole batch."""
         plan = self.plan
         k = self.samplewise_prefix
         shape = (ctx.n, *B.shape(x)[1:])
@@ -177,9 +178,8 @@ class Executor:
         if chunked_mix is not None:
             out = memory.whole(shape, device)
             call = StageCall(plan, B, mix, k, params, ctx, fuse, memory, False)
-            y = chunked_mix(call, dest, out, y, bounds, to_flow(x[:0]).finite)
+            y = chunked_mix(call, dest, out, y, bounds, finite)
             dest, k = out, k + 1
-        finite = to_flow(x[:0]).finite
         return self.run(B, Flow(dest, y, scale, True, finite), params, ctx, fuse, memory, (k, len(plan.stages)))
 
 

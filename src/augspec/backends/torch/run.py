@@ -170,7 +170,7 @@ class TorchRun(Run):
         mem.begin()
         try:
             if bounds is not None:
-                flow = ex.run_chunked(B, x, to_flow, y, params, ctx, bounds, self.fuse, mem, x.device)
+                flow = ex.run_chunked(B, x, to_flow, y, params, ctx, bounds, self.fuse, mem, x.device, finite)
             else:
                 flow = ex.run(B, to_flow(x, y), params, ctx, self.fuse, mem)
         finally:
