@@ -29,6 +29,7 @@ from .core.errors import (
     SpecTypeError,
 )
 from .core.ops.color import Brightness, ColorJitter, Contrast, Hue, Saturation
+from .core.ops.crop import CenterCrop, Pad, RandomCrop, RandomResizedCrop, Resize
 from .core.ops.feature import Dropout
 from .core.ops.geometric import Affine, HorizontalFlip, VerticalFlip
 from .core.ops.keras import ChannelShift, KerasAffine, KerasZCAWhitening
@@ -66,6 +67,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Affine", "HorizontalFlip", "VerticalFlip",
+    "RandomResizedCrop", "Resize", "CenterCrop", "RandomCrop", "Pad",
     "Brightness", "Contrast", "Saturation", "Hue", "ColorJitter",
     "GaussianNoise", "Rescale", "Normalize", "Standardize", "ZCAWhitening",
     "CutOut", "MixUp", "CutMix", "LabelSmoothing", "Dropout",

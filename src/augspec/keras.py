@@ -15,8 +15,12 @@ training and the identity otherwise, with Keras' ``noise_shape`` (``None`` for
 "this axis' size", 1 to share the mask along an axis) and augspec's
 counter-based generator, so its mask equals the pipeline op's for the same key.
 
-``Augment`` needs static image sizes (height, width, channels); the batch size
-may be unknown. ``Dropout`` takes any shape.
+``Augment`` needs static image sizes (height, width, channels), the batch size
+may be unknown; or, when the pipeline starts with ops that fix the size
+(RandomResizedCrop, Resize + CenterCrop), images of different sizes: a
+``tf.RaggedTensor`` (N, None, None, C) from ``dataset.ragged_batch(n)`` of decoded
+files, or a list of images; the output then has the fixed size. ``Dropout`` takes
+any shape.
 """
 
 from __future__ import annotations
@@ -46,19 +50,22 @@ class Augment(keras.layers.Layer):
     """An augspec pipeline as a Keras layer (active when ``training=True``).
 
     ``pipeline`` is a :class:`augspec.Pipeline` or its ``to_dict()``; ``layout``,
-    ``jit`` and ``kernels`` are the TensorFlow backend's options.
+    ``jit``, ``kernels`` and ``max_image_side`` (the largest image side of a ragged
+    batch traced in a graph, which sets the reach of the resize filter) are the
+    TensorFlow backend's options.
     """
 
     def __init__(self, pipeline: Pipeline | dict, layout: str = "NHWC", jit: bool = False, kernels: str = "xla",
-                 **kwargs: Any):
+                 max_image_side: int = 1024, **kwargs: Any):
         super().__init__(**kwargs)
         if isinstance(pipeline, dict):
             pipeline = Pipeline.from_dict(pipeline)
         if not isinstance(pipeline, Pipeline):
             raise SpecTypeError(f"Augment: pipeline must be an augspec.Pipeline or its to_dict(), got {pipeline!r}")
         self._pipeline = pipeline
-        self.layout, self.jit, self.kernels = layout, jit, kernels
-        self._run = pipeline.compile("tensorflow", layout=layout, jit=jit, kernels=kernels)
+        self.layout, self.jit, self.kernels, self.max_image_side = layout, jit, kernels, max_image_side
+        self._run = pipeline.compile("tensorflow", layout=layout, jit=jit, kernels=kernels,
+                                     max_image_side=max_image_side)
         self.supports_jit = True  # pure TF ops; the warp is gather based under XLA
 
     @property
@@ -85,21 +92,33 @@ class Augment(keras.layers.Layer):
         name = keras.backend.standardize_dtype(dtype)
         return name if self._run.plan.bounded or name != "uint8" else "float32"
 
+    def _out_shape(self, shape: Any) -> tuple:
+        """The images' output shape: the size the pipeline's crops and resizes set."""
+        shape = tuple(shape)
+        if len(shape) != 4 or self.layout != "NHWC":
+            if len(shape) == 4:  # NCHW
+                h, w = self._run.output_size(shape[2], shape[3])
+                return (shape[0], shape[1], h, w)
+            return shape
+        h, w = self._run.output_size(shape[1], shape[2])
+        return (shape[0], h, w, shape[3])
+
     def compute_output_spec(self, inputs: Any, training: Any = None) -> Any:
         if isinstance(inputs, (tuple, list)):
             x, y = inputs
             k = self._pipeline.num_classes if len(y.shape) == 1 else y.shape[-1]
             ys = (keras.KerasTensor((y.shape[0], k), dtype="float32") if self._run.plan.changes_labels
                   else keras.KerasTensor(y.shape, dtype=y.dtype))
-            return keras.KerasTensor(x.shape, dtype=self._out_dtype(x.dtype)), ys
-        return keras.KerasTensor(inputs.shape, dtype=self._out_dtype(inputs.dtype))
+            return keras.KerasTensor(self._out_shape(x.shape), dtype=self._out_dtype(x.dtype)), ys
+        return keras.KerasTensor(self._out_shape(inputs.shape), dtype=self._out_dtype(inputs.dtype))
 
     def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
+        return self._out_shape(input_shape)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(pipeline=self._pipeline.to_dict(), layout=self.layout, jit=self.jit, kernels=self.kernels)
+        config.update(pipeline=self._pipeline.to_dict(), layout=self.layout, jit=self.jit, kernels=self.kernels,
+                      max_image_side=self.max_image_side)
         return config
 
     @classmethod

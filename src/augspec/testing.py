@@ -34,12 +34,19 @@ The checks (``CHECKS``; pass a check's name in ``skip`` to leave it out):
   image gives a 3-D result equal to the reference's, ``training=False`` agrees.
 - ``sizes``: an empty batch (shape, dtype and label shape as the reference's; every
   dtype), and 1x1, 3x5 and 7x2 images agree with the reference (float32, or the
-  first dtype where float32 is not in ``dtypes``), every case and layout.
+  first dtype where float32 is not in ``dtypes``), every case and layout; a size
+  the reference refuses (``InputError``: a crop larger than the image) the backend
+  refuses too.
 - ``batched``: applying a batch equals applying its samples one by one with the
   params sliced per sample (every case without a mix op; one dtype, as above).
 - ``chunked``: where the backend chunks (its ``chunk_bytes`` is not None), a fresh
   backend with a tiny ``chunk_bytes`` gives what one with ``chunk_bytes = None``
   gives, for every case, layout and dtype.
+- ``ragged``: for every case whose first ops fix the output size (crops, resizes),
+  a list of images of different sizes (``RAGGED_SIZES``) agrees with the reference,
+  and (cases without a mix op) each of its images applied alone with its params
+  gives the same image: each sample is read inside its own size. Every layout,
+  one dtype, and uint8.
 - ``draws``: ``run.sample(n, shape)`` equals the NumPy reference's sample for the
   same seed and state (batches of 6, 1 and 0, and after ``set_state``), key by key,
   in shape and kind of dtype (bool, integer or float: a backend without 64-bit
@@ -69,7 +76,7 @@ import numpy as np
 __all__ = ["CHECKS", "check_backend", "conformance_cases"]
 
 #: the checks of ``check_backend``, in the order they run
-CHECKS = ("contract", "ops", "immutable", "matrix", "sizes", "batched", "chunked", "draws")
+CHECKS = ("contract", "ops", "immutable", "matrix", "sizes", "batched", "chunked", "ragged", "draws")
 
 K = 10  # classes
 N = 6  # images per batch
@@ -168,11 +175,30 @@ def _builtin_cases() -> list[Case]:
         c("one_of_mix", lambda: [aug.OneOf([aug.MixUp(0.8), aug.CutMix(1.0)]), aug.LabelSmoothing(0.1)]),
         c("random_apply", lambda: [aug.RandomApply([aug.Brightness(0.3), aug.Affine(rotate=15)], p=0.5)], "warp"),
         c("random_apply_one", lambda: [aug.RandomApply(aug.GaussianNoise(0.05), p=0.5)]),
+        c("resize", lambda: [aug.Resize((8, 20))], "warp"),
+        c("resize_short_side", lambda: [aug.Resize(6)], "warp"),
+        c("resize_plain", lambda: [aug.Resize((5, 23), antialias=False)], "warp"),
+        c("resize_nearest", lambda: [aug.Resize((5, 9), interpolation="nearest")], "warp"),
+        c("center_crop", lambda: [aug.CenterCrop((8, 16))]),
+        c("random_crop", lambda: [aug.RandomCrop((10, 10), padding=2, fill_mode="reflect")]),
+        c("random_crop_fill", lambda: [aug.RandomCrop(9, padding=(1, 3), fill=(0.2, 0.5, 0.8))]),
+        c("random_crop_edge", lambda: [aug.RandomCrop((13, 16), pad_if_needed=True, fill_mode="nearest")]),
+        c("pad", lambda: [aug.Pad((1, 2, 3, 4), fill=0.5)]),
+        c("random_resized_crop", lambda: [aug.RandomResizedCrop((9, 11), scale=(0.2, 1.0)), aug.HorizontalFlip()],
+          "warp"),
+        c("random_resized_crop_affine", lambda: [aug.RandomResizedCrop(10), aug.Affine(rotate=20)], "warp"),
         c("mixed", lambda: [aug.Affine(rotate=15, translate=0.1, scale=(0.9, 1.1), shear=5),
                             aug.HorizontalFlip(p=0.5), aug.ColorJitter(0.4, 0.4, 0.4, 0.1),
                             aug.CutOut(holes=1, size=(0.1, 0.5)), aug.Normalize(),
                             aug.OneOf([aug.MixUp(0.8), aug.CutMix(1.0)]), aug.LabelSmoothing(0.1)], "warp"),
+        c("mixed_sizes", lambda: [aug.RandomResizedCrop(10), aug.HorizontalFlip(), aug.ColorJitter(0.4, 0.4, 0.4),
+                                  aug.Normalize(), aug.CutOut(holes=1, size=(0.14, 0.57), p=0.25),
+                                  aug.OneOf([aug.MixUp(0.8), aug.CutMix(1.0)]), aug.LabelSmoothing(0.1)], "warp"),
     ]
+
+
+#: the images of the ``ragged`` check: (H, W) of a batch of different sizes
+RAGGED_SIZES = ((12, 14), (9, 17), (15, 8), (5, 5), (12, 14))
 
 
 def _op_names(ops: Iterable[Any]) -> set[str]:
@@ -504,8 +530,20 @@ class _Suite:
         assert tuple(B.shape(yo)) == np.shape(yr), f"{msg}: labels of shape {B.shape(yo)}, the reference's {yr.shape}"
 
     def _size(self, msg: str, case: Case, layout: str, dtype: str, hw: tuple[int, int]) -> None:
+        from .core.errors import InputError
+
         B = self.backends[layout]
         hwc = (*hw, 3)
+        ref, run = self.runs(case, layout, hwc)
+        xb, yb, x, y = self.inputs(B, 3, hwc, layout, dtype, 5)
+        try:
+            ref(x, y)
+        except InputError:  # a size the case refuses (a crop larger than the image): refused alike
+            try:
+                run(xb, yb)
+            except InputError:
+                return
+            raise AssertionError(f"{msg}: the reference refuses {hw} images (InputError), the backend does not") from None
         (xo, yo), (xr, yr), _, _ = self.apply_both(case, layout, dtype, n=3, hwc=hwc, seed=5)
         self.compare(msg, self.to_numpy(B, xo), np.asarray(xr), case.kind, layout, dtype)
         self.compare(msg, self.to_numpy(B, yo), np.asarray(yr), case.kind, layout, dtype, what="labels")
@@ -531,6 +569,47 @@ class _Suite:
             self.compare(f"{msg}, sample {i}", self.to_numpy(B, xi), xo[i:i + 1], "pixel", layout, dtype)
             self.compare(f"{msg}, sample {i}", self.to_numpy(B, yi), yo[i:i + 1], "pixel", layout, dtype,
                          what="labels")
+
+    def check_ragged(self) -> None:
+        from .core.errors import InputError
+        from .core.plan import Plan
+        from .core.run import Run
+
+        sizes = np.asarray(RAGGED_SIZES, np.int64)
+        for case in self.cases:
+            try:  # the case takes images of these sizes (its first ops fix the size)
+                Run._check_ragged(Plan(self.pipeline(case).ops), sizes)
+            except InputError:
+                continue
+            for layout in self.layouts:
+                for dtype in dict.fromkeys((self.one_dtype(), "uint8")):
+                    if dtype not in self.dtypes:
+                        continue
+                    self.attempt("ragged", case.id, layout, dtype,
+                                 lambda msg, c=case, lay=layout, dt=dtype: self._ragged(msg, c, lay, dt))
+
+    def _ragged(self, msg: str, case: Case, layout: str, dtype: str) -> None:
+        B = self.backends[layout]
+        ref, run = self.runs(case, layout)
+        imgs, refs = [], []
+        for i, (h, w) in enumerate(RAGGED_SIZES):
+            xb, _, x, _ = self.inputs(B, 1, (h, w, 3), layout, dtype, seed=20 + i)
+            imgs.append(xb[0])
+            refs.append(x[0])
+        n = len(imgs)
+        y = _labels(n, 8)
+        params = ref.sample(n, _image_shape((15, 17, 3), layout))
+        pb = self.params_to(B, params)
+        xr, yr = ref.apply(refs, y, params)
+        xo, yo = run.apply(imgs, self.to_backend(B, y), pb)
+        xo = self.to_numpy(B, xo)
+        self.compare(msg, xo, np.asarray(xr), case.kind, layout, dtype)
+        self.compare(msg, self.to_numpy(B, yo), np.asarray(yr), case.kind, layout, dtype, what="labels")
+        if _has_family(self.pipeline(case).ops, "mix"):
+            return
+        for i in range(n):
+            xi = run.apply(imgs[i], None, {k: v[i:i + 1] for k, v in pb.items()})
+            self.compare(f"{msg}, image {i} alone", self.to_numpy(B, xi)[None], xo[i:i + 1], "pixel", layout, dtype)
 
     def check_chunked(self) -> None:
         for layout in self.layouts:

@@ -25,6 +25,9 @@ capability takes the same path:
 
 - geometric: the forward matrices of consecutive geometric ops compose as in the
   NumPy backend and the image is warped ONCE by albumentations' ``warp_affine``
+  (a stage that sets the size, crops / resizes / flips with the box inside the
+  image: ONE Pillow ``resize(box=...)``, the same antialiased triangle filter and
+  border rule as the core's separable resampling; otherwise the core's resampling)
   (OpenCV ``warpAffine``, bilinear or nearest) with augspec's matrix moved to
   OpenCV's frame (pixel centres at integers there, at +0.5 here):
   ``M_cv = T(-1/2) M T(1/2)``. Stages of pure flips (``flip_axis``) use
@@ -44,6 +47,7 @@ float32 at the first op that needs float; the result has augspec's dtype rule.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -63,7 +67,8 @@ from ..core.errors import InputError, SpecError  # noqa: E402
 from ..core.pipeline import Pipeline  # noqa: E402
 from ..core.plan import Leaf, Plan, Stage, _gate_affine, is_batch_op, split_pipeline  # noqa: E402
 from ..core.random import M32, Bernoulli, DrawSpec, Normal, Sampler, Uniform  # noqa: E402
-from ..core.run import Run, _state_int  # noqa: E402
+from ..core.resample import resample_stage, sets_size  # noqa: E402
+from ..core.run import Ragged, Run, _state_int  # noqa: E402
 from ..core.spec import Context, Op  # noqa: E402
 from .numpy import NumpyBackend  # noqa: E402
 
@@ -185,6 +190,44 @@ class _Geometry(_StageBase):
         self.flip_only = all(lf.op.flip_axis for lf in st.leaves)  # type: ignore[attr-defined]
         self.fill_u8 = tuple(min(255.0, max(0.0, math.floor(v * 255.0 + 0.5))) for v in fill)
         self.fill_f = fill
+        self.sets_size = sets_size(st)
+        if self.sets_size:  # the fill in the image's own range (the resampling reads it as is)
+            self.st_f = dataclasses.replace(st, fill=fill)
+            self.st_u8 = dataclasses.replace(st, fill=tuple(v * 255.0 for v in fill))
+            # Pillow's resize(box=) is the separable triangle filter with the same border rule
+            self.pillow = (all(getattr(lf.op, "axis_aligned", False) for lf in st.leaves)
+                           and (st.interpolation or "bilinear") == "bilinear" and st.antialias is not False
+                           and (st.fill_mode or "constant") == "constant")
+
+    def resized(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> np.ndarray | None:
+        """A crop / resize / flip stage through Pillow's ``resize(box=...)`` when the stage's
+        box lies inside the image (else None: the core's resampling)."""
+        from PIL import Image
+
+        from ..core.plan import affine_inverse
+        from ..core.resample import stage_map
+
+        m, oh, ow = stage_map(self.plan, self.B, self.st, params, ctx)
+        inv = np.asarray(affine_inverse(self.B, m), np.float64)[0]
+        ax, cx, ay, cy = inv[0, 0], inv[0, 2], inv[1, 1], inv[1, 2]
+        x0, x1 = sorted((cx, cx + ax * ow))
+        y0, y1 = sorted((cy, cy + ay * oh))
+        eps = 1e-6
+        if x0 < -eps or y0 < -eps or x1 > ctx.width + eps or y1 > ctx.height + eps or x1 <= x0 or y1 <= y0:
+            return None
+        box = (max(x0, 0.0), max(y0, 0.0), min(x1, float(ctx.width)), min(y1, float(ctx.height)))
+        if img.dtype == np.uint8 and img.shape[2] == 3:
+            out = np.asarray(Image.fromarray(img).resize((ow, oh), Image.BILINEAR, box=box))
+        else:  # one plane at a time (no premultiplied alpha), float planes in Pillow's "F" mode
+            planes = [img[..., k] if img.dtype == np.uint8 else img[..., k].astype(np.float32)
+                      for k in range(img.shape[2])]
+            out = np.stack([np.asarray(Image.fromarray(p).resize((ow, oh), Image.BILINEAR, box=box))
+                            for p in planes], axis=-1)
+        if ax < 0:
+            out = out[:, ::-1]
+        if ay < 0:
+            out = out[::-1]
+        return np.ascontiguousarray(out)
 
     def matrix(self, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
         """augspec's composed forward matrix (3, 3), float64, as ``Plan._geometric`` builds it."""
@@ -198,6 +241,19 @@ class _Geometry(_StageBase):
         return np.eye(3) if m is None else m
 
     def __call__(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
+        if self.sets_size:
+            # crops and resizes: Pillow where it applies, else the core's resampling of one
+            # image (antialiased, as on every backend), in the image's own value range; uint8
+            # stays uint8 (rounded)
+            if self.pillow:
+                out = self.resized(img, params, ctx)
+                if out is not None:
+                    return out
+            st = self.st_u8 if img.dtype == np.uint8 else self.st_f
+            out = resample_stage(self.plan, self.B, st, img[None], params, ctx)[0]
+            if img.dtype == np.uint8:
+                return np.floor(np.clip(out, 0.0, 255.0) + 0.5).astype(np.uint8)
+            return out
         if self.flip_only:
             parity = {"w": False, "h": False}
             for lf in self.st.leaves:
@@ -461,11 +517,9 @@ class AlbumentationsRun(Run):
         params = self._small_sampler.sample(B, batch_size, ukey, hwc)
         if not self._pixel_draws:
             return params
-        from ..core.random import resolve_shape
-
         rng = np.random.Generator(np.random.PCG64([key[0] & M32, key[1] & M32]))
         for d in self._pixel_draws:
-            vshape = resolve_shape(d.dist.shape, hwc, d.key)
+            vshape = self.plan.sampler.value_shape(d, hwc)
             rows = batch_size if d.dist.per_sample else 1
             dist = d.dist
             if isinstance(dist, Normal):
@@ -476,7 +530,9 @@ class AlbumentationsRun(Run):
             elif isinstance(dist, Bernoulli):
                 v = rng.random((rows, *vshape), np.float32) < dist.p
             else:
-                v = Sampler([d]).sample(B, batch_size, ukey, hwc)[d.key]
+                one = Sampler([d])
+                one.image_shapes = self.plan.sampler.image_shapes
+                v = one.sample(B, batch_size, ukey, hwc)[d.key]
                 rows = batch_size
             if rows != batch_size:
                 v = np.broadcast_to(v, (batch_size, *vshape))
@@ -487,19 +543,24 @@ class AlbumentationsRun(Run):
     def _run(self, plan: Plan, images: Any, labels: Any, params: Mapping[str, Any], convert_labels: bool = True) -> Any:
         if plan is not self.plan:  # inference: the deterministic specs, through NumPy
             return super()._run(plan, images, labels, params, convert_labels)
-        xb, y, single, dtype, out_dtype, bctx = self._check_batch(plan, self.backend.as_images(images), labels, convert_labels)
-        n, h, w, c = bctx.n, bctx.height, bctx.width, bctx.channels
+        xb, y, single, dtype, out_dtype, bctx = self._check_batch(plan, self._input(images), labels, convert_labels)
+        n, c = bctx.n, bctx.channels
+        sizes = images.sizes if isinstance(images, Ragged) else None
         if n == 0:
             xo = xb.astype(out_dtype)
             return (xo, y) if labels is not None else xo
-        self._check_params(plan, params, n, bctx)
-        ctx = Context(1, h, w, c, self.num_classes)
-        if n == 1:
-            out = self._one(xb[0], params, ctx, dtype, out_dtype)[None]
-        else:
-            out = np.empty((n, h, w, c), dtype=out_dtype)
-            for i in range(n):  # a per-image backend: one image at a time, as in a data-loader worker
-                out[i] = self._one(xb[i], {k: v[i:i + 1] for k, v in params.items()}, ctx, dtype, out_dtype)
+        self._check_params(plan, params, n, bctx, self._hwc(xb))
+        h, w = (int(sizes[0, 0]), int(sizes[0, 1])) if sizes is not None else (bctx.height, bctx.width)
+        end = plan.stage_contexts(self.backend, Context(1, h, w, c))[-1]  # the output size (fixed, checked)
+        oh, ow = end.height, end.width
+        out = np.empty((n, oh, ow, c), dtype=out_dtype)
+        for i in range(n):  # a per-image backend: one image at a time, as in a data-loader worker
+            img = xb[i]
+            if sizes is not None:  # each image in its own size
+                h, w = int(sizes[i, 0]), int(sizes[i, 1])
+                img = img[:h, :w]
+            ctx = Context(1, h, w, c, self.num_classes)
+            out[i] = self._one(img, {k: v[i:i + 1] for k, v in params.items()}, ctx, dtype, out_dtype)
         xo = out[0] if single else out
         if labels is None:
             return xo
@@ -511,6 +572,8 @@ class AlbumentationsRun(Run):
             img = img.astype(np.float32)
         for stage in self._stages:
             img = stage(img, params, ctx)
+            if ctx.height != img.shape[0] or ctx.width != img.shape[1]:  # a stage that set the size
+                ctx = Context(1, img.shape[0], img.shape[1], ctx.channels, ctx.num_classes)
         if img.dtype == np.uint8:
             out = img if out_dtype == "uint8" else img.astype(np.float32) * np.float32(1.0 / 255.0)
         elif out_dtype == "uint8":

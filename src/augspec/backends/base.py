@@ -19,7 +19,8 @@ Array basics:   arange ones zeros eye reshape broadcast_to transpose stack conca
 32-bit words:   bitxor shr mul32 (bitand: optional, the core does not call it)
 Image helpers:  image_dims per_sample per_channel spatial to_nhwc from_nhwc
                 channel_mean image_mean image_std split_channels merge_channels
-                flip color_affine warp_affine rgb_to_hsv hsv_to_rgb one_hot
+                flip color_affine warp_affine take_along gather_sum rgb_to_hsv
+                hsv_to_rgb one_hot pack_images
 
 The generator's contract (``core/random.py``): its words are ``"uint32"`` arrays
 (``asarray(v, "uint32")``; a backend may hold them in a wider integer type as long
@@ -63,7 +64,7 @@ PRIMITIVES: tuple[str, ...] = (
     # image helpers
     "image_dims", "per_sample", "per_channel", "spatial", "to_nhwc", "from_nhwc", "channel_mean",
     "image_mean", "image_std", "split_channels", "merge_channels", "flip", "color_affine",
-    "warp_affine", "rgb_to_hsv", "hsv_to_rgb", "one_hot",
+    "warp_affine", "take_along", "gather_sum", "rgb_to_hsv", "hsv_to_rgb", "one_hot", "pack_images",
 )
 
 #: primitives a backend may leave out: nothing in the core calls them, or their
@@ -164,9 +165,12 @@ class Primitives(Protocol):
     def color_affine(self, x: Any, a: Any, t: Any) -> Any: ...
     def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...],
                     fill_mode: str = "constant") -> Any: ...
+    def take_along(self, x: Any, idx: Any, axis: str) -> Any: ...
+    def gather_sum(self, x: Any, idx: Any, w: Any, axis: str) -> Any: ...
     def rgb_to_hsv(self, x: Any) -> Any: ...
     def hsv_to_rgb(self, x: Any) -> Any: ...
     def one_hot(self, ids: Any, k: int) -> Any: ...
+    def pack_images(self, images: Sequence[Any]) -> tuple[Any, Any]: ...
 
 
 class Backend:
@@ -186,6 +190,15 @@ class Backend:
     #: chunk's params sliced from the whole batch's, so the values do not change;
     #: None: never chunk
     chunk_bytes: int | None = None
+    #: the largest image side a traced function assumes where a batch of images of
+    #: different sizes has sizes unknown when tracing (it sets the antialias filter's reach)
+    max_image_side: int = 1024
+    #: ``pack_images`` rounds the padded batch's height and width up to a multiple of this
+    #: (traced backends: fewer distinct shapes, fewer traces)
+    pack_multiple: int = 1
+    #: the axis (``"h"`` or ``"w"``) whose ``gather_sum`` pass this backend runs fastest
+    #: first in a separable resampling; None: the pass that shrinks the work most
+    first_pass: str | None = None
 
     def __init__(self, layout: str = "NHWC", **options: Any):
         from ..core.errors import SpecError
@@ -500,6 +513,73 @@ class Backend:
         (``fill_mode="constant"``), the nearest edge pixel (``"nearest"``: the tap index
         clamped) or the mirrored image (``"reflect"``: index -1 reads 0, -2 reads 1)."""
         raise NotImplementedError(f"{self.name} backend: warp_affine is not implemented")
+
+    def take_along(self, x: Any, idx: Any, axis: str) -> Any:
+        """Per sample, the rows (``axis="h"``) or columns (``"w"``) ``idx[n]`` of ``x``:
+        ``idx`` (N, L) int64 in range; a batch whose axis has length L. This default
+        gathers whole rows (or pixels) of the flattened batch with ``take``."""
+        n, h, w, c = self.image_dims(x)
+        length = self.shape(idx)[1]
+        ar = self.arange(n)
+        if self.layout == "NHWC":
+            if axis == "h":
+                rows = self.reshape(idx + self.reshape(ar * h, (-1, 1)), (-1,))
+                return self.reshape(self.take(self.reshape(x, (n * h, w * c)), rows), (n, length, w, c))
+            pos = self.reshape(ar * h, (-1, 1, 1)) + self.reshape(self.arange(h), (1, -1, 1))
+            pos = self.reshape(pos * w + self.reshape(idx, (n, 1, length)), (-1,))
+            return self.reshape(self.take(self.reshape(x, (n * h * w, c)), pos), (n, h, length, c))
+        plane = self.reshape(ar * c, (-1, 1, 1)) + self.reshape(self.arange(c), (1, -1, 1))  # (n, c, 1)
+        if axis == "h":
+            rows = self.reshape(plane * h + self.reshape(idx, (n, 1, length)), (-1,))
+            return self.reshape(self.take(self.reshape(x, (n * c * h, w)), rows), (n, c, length, w))
+        pos = self.reshape(plane * h, (n, c, 1, 1)) + self.reshape(self.arange(h), (1, 1, -1, 1))
+        pos = self.reshape(pos * w + self.reshape(idx, (n, 1, 1, length)), (-1,))
+        return self.reshape(self.take(self.reshape(x, (n * c * h * w, 1)), pos), (n, c, h, length))
+
+    def gather_sum(self, x: Any, idx: Any, w: Any, axis: str) -> Any:
+        """Per sample, line ``l`` along ``axis`` (``"h"``: rows, ``"w"``: columns) of the
+        float32 result is ``sum_k w[n, l, k] * x[n, line idx[n, l, k]]``: ``idx`` (N, L, K)
+        int64 in range, ``w`` (N, L, K) float32; ``x`` of any image dtype. This default:
+        K ``take_along`` gathers, each cast and multiplied in."""
+        k = self.shape(idx)[2]
+        out = None
+        for j in range(k):
+            g = self.take_along(x, idx[:, :, j], axis)
+            if self.dtype_name(g) != "float32":
+                g = self.cast(g, "float32")
+            n, length = self.shape(w)[:2]
+            if self.layout == "NHWC":
+                wj = self.reshape(w[:, :, j], (n, length, 1, 1) if axis == "h" else (n, 1, length, 1))
+            else:
+                wj = self.reshape(w[:, :, j], (n, 1, length, 1) if axis == "h" else (n, 1, 1, length))
+            t = g * wj
+            out = t if out is None else out + t
+        return out
+
+    def pack_images(self, images: Sequence[Any]) -> tuple[Any, Any]:
+        """Images of different sizes (each 3-D in this layout, one dtype and channel count)
+        as one zero-padded batch of the largest height and width (rounded up to a multiple
+        of ``pack_multiple``), each image at the top left, and their sizes: ``(batch,
+        sizes)`` with ``sizes`` an (N, 2) NumPy int64 array of (height, width). Each image
+        is copied once (this default: twice)."""
+        import numpy as np
+
+        xs = [self.as_images(im) for im in images]
+        dims = [self.image_dims(self.reshape(v, (1, *self.shape(v)))) for v in xs]
+        sizes = np.asarray([(d[1], d[2]) for d in dims], dtype=np.int64).reshape(-1, 2)
+        q = self.pack_multiple
+        hm, wm = -(-int(sizes[:, 0].max()) // q) * q, -(-int(sizes[:, 1].max()) // q) * q
+        ha, wa = (0, 1) if self.layout == "NHWC" else (1, 2)
+        out = []
+        for v, (_, h, w, c) in zip(xs, dims):
+            if w < wm:
+                pad = [h, wm - w, c] if self.layout == "NHWC" else [c, h, wm - w]
+                v = self.concat([v, self.cast(self.zeros(pad), self.dtype_name(v))], axis=wa)
+            if h < hm:
+                pad = [hm - h, wm, c] if self.layout == "NHWC" else [c, hm - h, wm]
+                v = self.concat([v, self.cast(self.zeros(pad), self.dtype_name(v))], axis=ha)
+            out.append(v)
+        return self.stack(out, axis=0), sizes
 
     def one_hot(self, ids: Any, k: int) -> Any:
         """(N,) int64 class ids -> (N, k) float32 one-hot rows."""

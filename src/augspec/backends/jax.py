@@ -29,7 +29,7 @@ import numpy as np
 from jax import lax
 
 from ..core.errors import InputTypeError
-from ..core.run import Run
+from ..core.run import Ragged, Run
 from .base import Backend
 
 _DTYPES = {"float32": jnp.float32, "float64": jnp.float64, "int64": jnp.int64, "uint8": jnp.uint8,
@@ -81,6 +81,7 @@ def _floor_frac(hi: Any, lo: Any) -> tuple[Any, Any]:
 
 class JaxBackend(Backend):
     name = "jax"
+    pack_multiple = 64  # fewer distinct buffer shapes, fewer traces
     array_module = "jax"
 
     def make_run(self, pipeline: Any, **run_options: Any) -> JaxRun:
@@ -271,8 +272,11 @@ class JaxRun(Run):
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in super().__getstate__().items() if k != "_jitted"}
 
-    def __call__(self, images: Any, labels: Any = None, *, training: bool = True) -> Any:
+    def __call__(self, images: Any, labels: Any = None, *, training: bool = True, sizes: Any = None) -> Any:
         B = self.backend
+        images = self.images(images, sizes)
+        if isinstance(images, Ragged):
+            return self._call_ragged(images, labels, training)
         x = B.as_images(images)
         y = None if labels is None else B.as_labels(labels)
         if not training:
@@ -291,6 +295,29 @@ class JaxRun(Run):
         hwc = one if self.backend.layout == "NHWC" else (*one[1:], *one[:1])
         params = self._draw(n, hwc, (k0, k1)) if len(one) == 3 else {}  # else _run says why
         return self._run(self.plan, x, y, params)
+
+    def _call_ragged(self, images: Ragged, labels: Any, training: bool) -> Any:
+        """Images of different sizes: checked on the host, then the padded batch and the
+        sizes go into the jitted call (one trace per padded shape: ``pack_multiple``)."""
+        B = self.backend
+        y = None if labels is None else B.as_labels(labels)
+        plan = self.plan if training else self.eval_plan
+        self._check_batch(plan, images, y, "check")
+        sizes = jnp.asarray(images.sizes, jnp.int32)
+        if not training:
+            return self._jit("_eval_ragged_body")(images.x, sizes, y)
+        k0, k1 = self.key()
+        self.step += 1
+        return self._jit("_ragged_body")(images.x, sizes, y, np.uint32(k0), np.uint32(k1))
+
+    def _ragged_body(self, x: Any, sizes: Any, y: Any, k0: Any, k1: Any) -> Any:
+        self.trace_count += 1
+        n, h, w, c = self.backend.image_dims(x)
+        return self._run(self.plan, Ragged(x, sizes), y, self._draw(n, (h, w, c), (k0, k1)))
+
+    def _eval_ragged_body(self, x: Any, sizes: Any, y: Any) -> Any:
+        self.trace_count += 1
+        return self._run(self.eval_plan, Ragged(x, sizes), y, {}, convert_labels=False)
 
     def _eval_body(self, x: Any, y: Any) -> Any:
         self.trace_count += 1

@@ -47,8 +47,8 @@ from tensorflow.python.ops import control_flow_util as _cfu
 
 from ..core.errors import InputError, InputTypeError, SpecError
 from ..core.identity import process_worker
-from ..core.random import M32, Permutation, Sampler, bits_to_uniform, random_bits, resolve_shape
-from ..core.run import Run
+from ..core.random import M32, Permutation, Sampler, bits_to_uniform, random_bits
+from ..core.run import Ragged, Run
 from ..core.spec import Context
 from ..distributed import default_rank, tf_replica_rank
 from .base import Backend
@@ -97,16 +97,22 @@ class TensorflowBackend(Backend):
     """
 
     name = "tensorflow"
+    pack_multiple = 64  # fewer distinct buffer shapes, fewer traces
     array_module = "tensorflow"
 
-    def __init__(self, layout: str = "NHWC", jit: bool = False, kernels: str = "xla"):
+    def __init__(self, layout: str = "NHWC", jit: bool = False, kernels: str = "xla", max_image_side: int = 1024):
         super().__init__(layout)
         if not isinstance(jit, bool):
             raise SpecError(f"tensorflow backend: jit must be True or False, got {jit!r}")
         if kernels not in KERNEL_MODES:
             raise SpecError(f"tensorflow backend: kernels={kernels!r} is not one of {list(KERNEL_MODES)}")
+        if isinstance(max_image_side, bool) or not isinstance(max_image_side, int) or max_image_side < 1:
+            raise SpecError(f"tensorflow backend: max_image_side must be an int >= 1, got {max_image_side!r}")
         self.jit = jit
         self.kernels = kernels
+        #: in a graph (tf.data) a ragged batch's sizes are unknown when tracing: the antialias
+        #: filter of a resize reaches as far as images of at most this side need
+        self.max_image_side = max_image_side
 
     def make_run(self, pipeline: Any, **run_options: Any) -> TFRun:
         return TFRun(pipeline, self, **run_options)
@@ -266,6 +272,10 @@ class TensorflowBackend(Backend):
         rank = tf.reduce_sum(tf.cast(before, tf.int64), axis=1)  # rank[i] = position of x[i]
         onehot = tf.cast(rank[None, :] == ar[:, None], tf.int64)  # [p, i] = (rank[i] == p)
         return tf.reduce_sum(onehot * ar[None, :], axis=1)
+
+    def take_along(self, x: Any, idx: Any, axis: str) -> Any:
+        dim = (1 if axis == "h" else 2) if self.layout == "NHWC" else (2 if axis == "h" else 3)
+        return tf.gather(x, idx, axis=dim, batch_dims=1)
 
     def take(self, x: Any, idx: Any) -> Any:
         """``x[idx]`` along the batch. Under XLA an optimisation barrier first makes
@@ -500,8 +510,9 @@ def draw_dynamic(B: Any, sampler: Sampler, n: Any, hwc: tuple[int, int, int] | N
     (the hash is elementwise), so the params equal those of a static batch."""
     n64 = tf.cast(n, tf.int64)
     params: dict[str, Any] = {}
+    shapes = sampler.leaf_shapes(hwc)
     for d in sampler.draws:
-        vshape = resolve_shape(d.dist.shape, hwc, d.key)
+        vshape = sampler.value_shape(d, hwc, shapes)
         nvals = math.prod(vshape)
         if isinstance(d.dist, Permutation):
             # a stable sort of the bits, as the core's sampler
@@ -572,6 +583,9 @@ class TFRun(Run):
         self._xla_sample = fn(self._sample_body, jit_compile=True)
         self._xla_head = fn(self._xla_head_body, jit_compile=True)
         self._xla_tail = fn(self._xla_tail_body, jit_compile=True)
+        self._ragged_fn = fn(self._ragged_body, jit_compile=jit)
+        self._eval_ragged_fn = fn(self._eval_ragged_body, jit_compile=jit)
+        self._apply_ragged_fn = fn(self._apply_ragged_body, jit_compile=jit)
         self._concrete: dict[Any, Any] = {}
 
     # state as variables --------------------------------------------------
@@ -610,10 +624,57 @@ class TFRun(Run):
 
     # calling ---------------------------------------------------------------
     # (do_not_convert: inside a user's tf.function, autograph leaves augspec's code as written)
+    def images(self, images: Any, sizes: Any = None) -> Any:
+        """As ``Run.images``, and a ``tf.RaggedTensor`` (N, None, None, C) (NHWC) is taken as
+        the padded batch ``to_tensor()`` and its images' sizes (in the graph, no host read)."""
+        if isinstance(images, tf.RaggedTensor):
+            if self.backend.layout != "NHWC" or images.shape.rank != 4:
+                raise InputError(f"tensorflow backend: a ragged batch must be (N, None, None, C) in NHWC layout, got "
+                                 f"shape {images.shape} ({self.backend.layout})")
+            h = images.row_lengths(axis=1)
+            w = tf.reduce_max(images.row_lengths(axis=2), axis=1)
+            return Ragged(images.to_tensor(), tf.stack([h, w], axis=1))
+        if sizes is not None and isinstance(sizes, tf.Tensor) and not tf.executing_eagerly():
+            return Ragged(self.backend.as_images(images), tf.cast(sizes, tf.int64))
+        return super().images(images, sizes)
+
+    @tf.autograph.experimental.do_not_convert
+    def _call_ragged(self, images: Any, labels: Any, training: bool, step: Any, epoch: Any) -> Any:
+        """A batch of images of different sizes: the padded batch and the sizes go into the
+        function as two tensors (the host checks the sizes first where it has them)."""
+        B = self.backend
+        y = None if labels is None else B.as_labels(labels)
+        if isinstance(images.sizes, np.ndarray):
+            self._check_ragged(self.plan if training else self.eval_plan, images.sizes)
+        sizes = tf.cast(tf.convert_to_tensor(images.sizes), tf.int64)
+        eager = tf.executing_eagerly()
+        if not training:
+            return self._eval_ragged_fn(images.x, sizes, y) if eager else self._eval_ragged_body(images.x, sizes, y)
+        y = self._guard_ids(y)
+        keys = self.key_tensors(step, epoch)
+        if eager:
+            return self._ragged_fn(images.x, sizes, y, *keys)
+        return self._ragged_body(images.x, sizes, y, *keys)
+
+    def _ragged_body(self, x: Any, sizes: Any, y: Any, epoch: Any, step: Any, rank: Any, worker: Any) -> Any:
+        n = self.backend.shape(x)[0]
+        hwc = (None, None, self.backend.image_dims(x)[3])
+        params = self._draw(n, hwc, derive_key_tf(self.seed, epoch, step, rank, worker))
+        return Run._run(self, self.plan, Ragged(x, sizes), y, params)
+
+    def _apply_ragged_body(self, x: Any, sizes: Any, y: Any, params: Any) -> Any:
+        return Run._run(self, self.plan, Ragged(x, sizes), y, params)
+
+    def _eval_ragged_body(self, x: Any, sizes: Any, y: Any) -> Any:
+        return Run._run(self, self.eval_plan, Ragged(x, sizes), y, {}, convert_labels=False)
+
     @tf.autograph.experimental.do_not_convert
     def __call__(self, images: Any, labels: Any = None, *, training: bool = True, step: Any = None,
-                 epoch: Any = None) -> Any:
+                 epoch: Any = None, sizes: Any = None) -> Any:
         B = self.backend
+        images = self.images(images, sizes)
+        if isinstance(images, Ragged):
+            return self._call_ragged(images, labels, training, step, epoch)
         x = B.as_images(images)
         y = None if labels is None else B.as_labels(labels)
         _check_static_image(x, B.layout)
@@ -796,10 +857,19 @@ class TFRun(Run):
         return self._draw(batch_size, hwc, derive_key_tf(self.seed, e, s, r, w))
 
     @tf.autograph.experimental.do_not_convert
-    def apply(self, images: Any, labels: Any = None, params: Any = None) -> Any:
+    def apply(self, images: Any, labels: Any = None, params: Any = None, *, sizes: Any = None) -> Any:
         if params is None:
             raise InputError("apply: params are required (draw them with run.sample)")
         B = self.backend
+        images = self.images(images, sizes)
+        if isinstance(images, Ragged):
+            y = None if labels is None else self._guard_ids(B.as_labels(labels))
+            if isinstance(images.sizes, np.ndarray):
+                self._check_ragged(self.plan, images.sizes)
+            p = {k: v if isinstance(v, tf.Tensor) else tf.convert_to_tensor(np.asarray(v)) for k, v in params.items()}
+            sz = tf.cast(tf.convert_to_tensor(images.sizes), tf.int64)
+            body = self._apply_ragged_fn if tf.executing_eagerly() else self._apply_ragged_body
+            return body(images.x, sz, y, p)
         x = B.as_images(images)
         y = None if labels is None else B.as_labels(labels)
         p = {k: v if isinstance(v, tf.Tensor) else tf.convert_to_tensor(np.asarray(v)) for k, v in params.items()}

@@ -14,7 +14,8 @@ of a pass of its own: generic stages get ``scale == 1``, the executor multiplies
 first), and ``owned`` says that ``x`` is scratch memory of this call that a stage
 may overwrite (never the caller's input).
 
-Chunking is an executor policy a backend switches on (``Backend.chunk_bytes``):
+A stage that sets the size (crops, resizes, pads) changes the context of the stages
+after it (``Plan.stage_contexts``). Chunking is an executor policy a backend switches on (``Backend.chunk_bytes``):
 a batch larger than that many float32 bytes runs its leading *samplewise* stages
 (the per-sample families whose every op declares ``samplewise``, without a
 registered op kernel, which could look across the batch) chunk by chunk, so each
@@ -22,6 +23,7 @@ chunk's intermediates stay in the cache; the params are drawn for the whole batc
 first and sliced, so the values do not change. A backend whose mix stage kernel
 has a ``chunked`` attribute runs the mix right after that prefix chunk by chunk
 too. The memory the chunks write is the backend's ``memory`` object (``Memory``).
+Plans that set the size are not chunked.
 """
 
 from __future__ import annotations
@@ -120,8 +122,11 @@ class Executor:
         writes = [i for i in range(lo, hi) if plan.stages[i].kind != "label"]
         last = writes[-1] if writes else -1
         mem = memory if memory is not None else _NO_MEMORY
+        ctxs = plan.stage_contexts(B, ctx) if plan.sets_size or not isinstance(ctx.height, int) else None
         for i in range(lo, hi):
             st = plan.stages[i]
+            if ctxs is not None:
+                ctx = ctxs[i]
             kernel = self.stage_kernels.get(st.kind)
             res = None
             if kernel is not None:
@@ -148,7 +153,7 @@ class Executor:
         """The chunk edges of a batch under the backend's ``chunk_bytes`` policy, else None."""
         limit = getattr(B, "chunk_bytes", None)
         per = ctx.channels * ctx.height * ctx.width * 4
-        if not limit or self.samplewise_prefix == 0 or ctx.n * per <= limit:
+        if not limit or self.samplewise_prefix == 0 or self.plan.sets_size or ctx.n * per <= limit:
             return None
         pieces = -(-ctx.n * per // limit)
         return [j * ctx.n // pieces for j in range(pieces + 1)]  # balanced: sizes differ by one at most

@@ -20,12 +20,14 @@ Stages never look at the values of arrays, so nothing here needs a host sync.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import SpecError
+from .ops.crop import SCALAR
 from .random import Bernoulli, DrawSpec, Sampler
 from .registry import op_kind
+from .resample import resample_stage, sets_size, stage_output
 from .spec import Context, FitOp, Op
 
 
@@ -57,6 +59,7 @@ class Stage:
     interpolation: str | None = None
     fill: tuple | None = None
     fill_mode: str | None = None
+    antialias: bool | None = None
 
 
 def flatten(ops: Sequence[Op]) -> tuple[list[Leaf], list[DrawSpec]]:
@@ -131,6 +134,35 @@ class Plan:
             if isinstance(lf.op, FitOp) and not lf.op.fitted:
                 raise SpecError(f"{type(lf.op).__name__} (at {lf.path}): statistics not fitted; call Pipeline.fit(x) first")
         self.stages = self._stages()
+        #: whether some stage sets the output size (crops, resizes, pads)
+        self.sets_size = any(sets_size(st) for st in self.stages)
+        self.sampler.image_shapes = self.draw_shapes
+
+    # ------------------------------------------------------------------ sizes
+    def stage_contexts(self, B: Any, ctx: Context) -> list[Context]:
+        """The context each stage sees (its input's size), and last the output's: a stage
+        that sets the size changes it for the stages after it."""
+        out = [ctx]
+        for st in self.stages:
+            if sets_size(st):
+                h, w = stage_output(B, st, ctx.height, ctx.width)
+                ctx = replace(ctx, height=h, width=w)
+            out.append(ctx)
+        return out
+
+    def draw_shapes(self, hwc: tuple[Any, Any, int]) -> dict[str, tuple[Any, Any, int]]:
+        """The (H, W, C) each leaf's draws see for an input of ``hwc`` (by leaf path): the
+        output size of the size-setting ops before it (None where unknown when tracing)."""
+        h, w, c = hwc
+        out = {}
+        for lf in self.leaves:
+            out[lf.path] = (h, w, c)
+            if getattr(lf.op, "sets_size", False):
+                try:
+                    h, w = (int(v) for v in lf.op.output_size(SCALAR, h, w))
+                except TypeError:  # an input size unknown when tracing: known after a fixed-size op
+                    h = w = None
+        return out
 
     def _stages(self) -> list[Stage]:
         stages: list[Stage] = []
@@ -139,19 +171,26 @@ class Plan:
             kind = _kind(lf.op)
             last = stages[-1] if stages else None
             if kind == "geometric":
+                if getattr(lf.op, "sets_size", False) and lf.gates:
+                    raise SpecError(f"{type(lf.op).__name__} (at {lf.path}) sets the output size, so it applies to "
+                                    "every sample: it cannot be inside OneOf or RandomApply")
                 interp = getattr(lf.op, "interpolation", None)
                 fill = getattr(lf.op, "fill", None)
                 mode = getattr(lf.op, "fill_mode", None)
+                aa = getattr(lf.op, "antialias", None)
                 if (last is not None and last.kind == "geometric"
                         and (interp is None or last.interpolation in (None, interp))
                         and (fill is None or last.fill in (None, fill))
-                        and (mode is None or last.fill_mode in (None, mode))):
+                        and (mode is None or last.fill_mode in (None, mode))
+                        and (aa is None or last.antialias in (None, aa))):
                     last.leaves.append(lf)
                     last.interpolation = last.interpolation or interp
                     last.fill = last.fill or fill
                     last.fill_mode = last.fill_mode or mode
+                    last.antialias = last.antialias if last.antialias is not None else aa
                 else:
-                    stages.append(Stage("geometric", [lf], interpolation=interp, fill=fill, fill_mode=mode))
+                    stages.append(Stage("geometric", [lf], interpolation=interp, fill=fill, fill_mode=mode,
+                                        antialias=aa))
             elif kind in ("color", "region", "mix") and last is not None and last.kind == kind and (
                 kind != "mix" or (lf.group is not None and lf.group == last.leaves[0].group)
             ):
@@ -198,6 +237,8 @@ class Plan:
         return m
 
     def _geometric(self, B, st, x, y, params, ctx, fuse):
+        if sets_size(st) or not isinstance(ctx.height, int):
+            return resample_stage(self, B, st, x, params, ctx), y
         if all(lf.op.flip_axis for lf in st.leaves):  # type: ignore[attr-defined]
             for axis in ("w", "h"):
                 parity = None  # per-sample XOR of gated flips; True where static

@@ -261,6 +261,9 @@ class Sampler:
 
     def __init__(self, draws: Sequence[DrawSpec]):
         self.draws = tuple(draws)
+        #: ``hwc -> {leaf path: hwc}``: the image shape each op's draws see, where ops before
+        #: it change the size (set by the plan); None: every draw sees the input's
+        self.image_shapes: Any = None
         self._layout_cache: dict[tuple, tuple] = {}
         self._beta_cache: dict[tuple, tuple] = {}
 
@@ -270,8 +273,9 @@ class Sampler:
             entries = []
             pieces = []  # (slot, count) for the counter vector
             offset = 0
+            shapes = self.leaf_shapes(image_hwc)
             for d in self.draws:
-                vshape = resolve_shape(d.dist.shape, image_hwc, d.key)
+                vshape = self.value_shape(d, image_hwc, shapes)
                 nvals = math.prod(vshape)
                 rows = batch_size if d.dist.per_sample else 1
                 if isinstance(d.dist, Permutation):
@@ -284,6 +288,17 @@ class Sampler:
                 offset += count
             self._layout_cache[ck] = (tuple(entries), tuple(pieces), offset)
         return self._layout_cache[ck]
+
+    def leaf_shapes(self, image_hwc: tuple[int, int, int] | None) -> dict[str, Any]:
+        """``image_shapes(image_hwc)``, or {} where every draw sees the input's shape."""
+        return self.image_shapes(image_hwc) if self.image_shapes is not None and image_hwc is not None else {}
+
+    def value_shape(self, d: DrawSpec, image_hwc: tuple[int, int, int] | None,
+                    shapes: dict[str, Any] | None = None) -> tuple[int, ...]:
+        """The shape of one sample's values of draw ``d`` for an input image of ``image_hwc``
+        (``shapes``: ``leaf_shapes(image_hwc)``, computed once by the caller)."""
+        shapes = self.leaf_shapes(image_hwc) if shapes is None else shapes
+        return resolve_shape(d.dist.shape, shapes.get(d.key.rsplit("/", 1)[0], image_hwc), d.key)
 
     def prepare(self, batch_size: int, image_hwc: tuple[int, int, int] | None) -> None:
         """Build the host-side layout and constants of a batch shape ahead of a call (a

@@ -24,12 +24,14 @@ import operator
 import os
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InputError, InputRangeWarning, InputTypeError
 from .identity import process_rank, process_worker
+from .ops.crop import SCALAR
 from .plan import Plan
-from .random import Bernoulli, Categorical, Permutation, derive_key, resolve_shape
+from .random import Bernoulli, Categorical, Permutation, derive_key
 from .spec import Context
 
 IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
@@ -77,6 +79,32 @@ def _test(cond: Any) -> bool | None:
         return bool(cond)
     except TypeError:
         return None
+
+
+@dataclass(frozen=True)
+class Ragged:
+    """A batch of images of different sizes: ``x`` the zero-padded batch (each image at the
+    top left of the largest height and width), ``sizes`` the (N, 2) NumPy int64 array of
+    each image's (height, width)."""
+
+    x: Any
+    sizes: Any
+
+
+def _is_image_list(images: Any) -> bool:
+    return isinstance(images, (list, tuple)) and len(images) > 0 and all(
+        hasattr(v, "shape") and len(v.shape) == 3 for v in images)
+
+
+def _plan_output(plan: Plan, h: Any, w: Any) -> tuple[Any, Any]:
+    """The size a plan's size-setting ops give images of ``h`` x ``w`` (None where unknown)."""
+    for lf in plan.leaves:
+        if getattr(lf.op, "sets_size", False):
+            try:
+                h, w = (int(v) for v in lf.op.output_size(SCALAR, h, w))
+            except TypeError:
+                h = w = None
+    return h, w
 
 
 def _differ(a: Any, b: Any) -> bool:
@@ -190,15 +218,53 @@ class Run:
         return derive_key(self.seed, self.epoch, self.step, self.rank, self.worker)
 
     # ---------------------------------------------------------------- calling
-    def __call__(self, images: Any, labels: Any = None, *, training: bool = True) -> Any:
+    def __call__(self, images: Any, labels: Any = None, *, training: bool = True, sizes: Any = None) -> Any:
+        """Augment a batch (4-D), one image (3-D) or a list of images of different sizes (or a
+        padded batch with ``sizes``, (N, 2) heights and widths): see ``images``."""
+        images = self.images(images, sizes)
         if not training:
             return self._evaluate(images, labels)
-        x = self.backend.as_images(images)
-        self._check_batch(self.plan, x, labels, "check")  # a rejected call draws nothing (its step is not spent)
+        x = self._buffer(images)
+        self._check_batch(self.plan, self._input(images, x), labels, "check")  # a rejected call draws nothing (its step is not spent)
         shape = self.backend.shape(x)
         n = shape[0] if len(shape) == 4 else 1
         params = self.sample(n, shape[1:] if len(shape) == 4 else shape) if len(shape) in (3, 4) else {}
         return self.apply(images, labels, params)
+
+    def images(self, images: Any, sizes: Any = None) -> Any:
+        """The input as this backend's batch, or a ``Ragged`` one: a list (or tuple) of 3-D
+        images of different sizes is packed (``B.pack_images``); a padded 4-D batch with
+        ``sizes`` is taken as is (the pixels beyond each size must be zeros)."""
+        B = self.backend
+        if isinstance(images, Ragged):
+            return images
+        if sizes is not None:
+            import numpy as np
+
+            x = B.as_images(images)
+            shape = B.shape(x)
+            sz = np.asarray(B.to_numpy(sizes) if B.is_array(sizes) else sizes)
+            if len(shape) != 4 or sz.shape != (shape[0], 2) or sz.dtype.kind not in "iu":
+                raise InputError(f"sizes must be (N, 2) integer heights and widths of a 4-D batch; got sizes of shape "
+                                 f"{sz.shape} for images of shape {shape}")
+            _, h, w, _ = B.image_dims(x)
+            if sz.size and (sz.min() < 1 or sz[:, 0].max() > h or sz[:, 1].max() > w):
+                raise InputError(f"sizes must lie in [1, {h}] x [1, {w}] (the batch's height and width)")
+            return Ragged(x, sz.astype(np.int64))
+        if _is_image_list(images) and len({tuple(v.shape) for v in images}) > 1:
+            x, sz = B.pack_images(images)
+            return Ragged(x, sz)
+        return images
+
+    def _buffer(self, images: Any) -> Any:
+        """The backend array of the input (the padded batch of a ``Ragged`` one)."""
+        return images.x if isinstance(images, Ragged) else self.backend.as_images(images)
+
+    def _input(self, images: Any, x: Any = None) -> Any:
+        """What ``_check_batch`` takes: the ``Ragged`` input, else the backend array."""
+        if isinstance(images, Ragged):
+            return images
+        return x if x is not None else self.backend.as_images(images)
 
     def sample(self, batch_size: int, image_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
         """Draw the params of one call (and advance the step). ``image_shape`` is one
@@ -227,19 +293,31 @@ class Run:
         B = self.backend
         return self.plan.sampler.sample(B, batch_size, (B.asarray(key[0], "uint32"), B.asarray(key[1], "uint32")), hwc)
 
-    def apply(self, images: Any, labels: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+    def apply(self, images: Any, labels: Any = None, params: Mapping[str, Any] | None = None, *,
+              sizes: Any = None) -> Any:
         """Apply the pipeline with the given params (deterministic)."""
         if params is None:
             raise InputError("apply: params are required (draw them with run.sample)")
-        return self._run(self.plan, images, labels, params)
+        return self._run(self.plan, self.images(images, sizes), labels, params)
+
+    def output_size(self, height: int | None, width: int | None, *, training: bool = True
+                    ) -> tuple[int | None, int | None]:
+        """The (height, width) of the output for images of ``height`` x ``width`` (None: not
+        known, e.g. images of different sizes): what the size-setting ops make of it."""
+        return _plan_output(self.plan if training else self.eval_plan, height, width)
+
+    @property
+    def eval_plan(self) -> Plan:
+        """The plan of ``training=False``: each op's ``eval_ops`` (the deterministic ops,
+        those that set the size included; RandomResizedCrop's resize and centre crop)."""
+        if self._eval_plan is None:
+            keep = [e for op in self.plan_ops() for e in op.eval_ops()]
+            self._eval_plan = Plan(keep, self.kernels)
+        return self._eval_plan
 
     def _evaluate(self, images: Any, labels: Any) -> Any:
-        """Inference: the deterministic ops only (Normalize, Standardize, ...)."""
-        if self._eval_plan is None:
-            keep = [op for op in self.plan_ops() if not op.draws() and op.p == 1.0 and not op.changes_labels
-                    and op.family not in ("container", "geometric")]
-            self._eval_plan = Plan(keep, self.kernels)
-        return self._run(self._eval_plan, images, labels, {}, convert_labels=False)
+        """Inference: the plan of ``eval_plan``."""
+        return self._run(self.eval_plan, self.images(images), labels, {}, convert_labels=False)
 
     def plan_ops(self) -> list[Any]:
         return list(self.ops)
@@ -249,6 +327,9 @@ class Run:
         """Check a batch (or one image) against the plan: ``(x as a batch, soft or given
         labels, single, input dtype, output dtype, Context)``. Shared by every backend's run."""
         B = self.backend
+        ragged = x if isinstance(x, Ragged) else None
+        if ragged is not None:
+            x = ragged.x
         shape = B.shape(x)
         if len(shape) not in (3, 4):
             raise InputError(
@@ -260,7 +341,7 @@ class Run:
         if dtype not in IMAGE_DTYPES:
             raise InputTypeError(f"images of dtype {dtype} are not supported; use one of {list(IMAGE_DTYPES)}")
         n, h, w, c = B.image_dims(x)
-        if h == 0 or w == 0 or c == 0:
+        if _test(h == 0) is True or _test(w == 0) is True or c == 0:
             raise InputError(f"images must have a non-zero height, width and channel count, got (H, W, C) = {(h, w, c)}")
         if c > 16:
             raise InputError(
@@ -275,16 +356,55 @@ class Run:
                                  f"images have {c} channels; give one value or {c}")
         y, k = self._labels(plan, labels, n, single, convert_labels)
         out_dtype = dtype if plan.bounded or dtype != "uint8" else "float32"
-        return x, y, single, dtype, out_dtype, Context(n, h, w, c, k)
+        if ragged is None:
+            if plan.sets_size and isinstance(h, int) and isinstance(w, int):
+                self._walk_sizes(plan, h, w)
+            return x, y, single, dtype, out_dtype, Context(n, h, w, c, k)
+        self._check_ragged(plan, ragged.sizes)
+        sizes = B.cast(B.asarray(ragged.sizes), "float32")
+        return x, y, single, dtype, out_dtype, Context(n, sizes[:, 0], sizes[:, 1], c, k)
+
+    @staticmethod
+    def _walk_sizes(plan: Plan, h: int, w: int) -> None:
+        """Every size-setting op checks the size of its input (``GeometricOp.check_size``)."""
+        for lf in plan.leaves:
+            if getattr(lf.op, "sets_size", False):
+                lf.op.check_size(h, w)
+                h, w = (int(v) for v in lf.op.output_size(SCALAR, h, w))
+
+    @staticmethod
+    def _check_ragged(plan: Plan, sizes: Any) -> None:
+        """Images of different sizes need the first stage to fix the size; where the sizes
+        are on the host (a NumPy array), every size-setting op checks each one."""
+        import numpy as np
+
+        from .resample import sets_size, stage_output
+
+        first = plan.stages[0] if plan.stages else None
+        if first is None or not sets_size(first):
+            what = type(first.leaves[0].op).__name__ if first is not None else "nothing"
+            raise InputError(
+                f"the images have different sizes, but the pipeline starts with {what}: make its first op fix the "
+                "size, e.g. RandomResizedCrop(size), Resize((height, width)), or Resize(s) then CenterCrop(size)")
+        if not isinstance(sizes, np.ndarray):  # known when the graph runs: the stage's resampling checks
+            return
+        outs = set()
+        for h, w in {(int(a), int(b)) for a, b in sizes.tolist()}:
+            Run._walk_sizes(plan, h, w)
+            outs.add(stage_output(SCALAR, first, h, w))
+        if len(outs) > 1:
+            ops = [type(lf.op).__name__ for lf in first.leaves]
+            raise InputError(f"the images have different sizes and still do after {ops} (sizes {sorted(outs)[:4]}...): "
+                             "end them with an op that fixes the size, e.g. CenterCrop(size)")
 
     def _run(self, plan: Plan, images: Any, labels: Any, params: Mapping[str, Any], convert_labels: bool = True) -> Any:
         B = self.backend
-        x, y, single, dtype, out_dtype, ctx = self._check_batch(plan, B.as_images(images), labels, convert_labels)
+        x, y, single, dtype, out_dtype, ctx = self._check_batch(plan, self._input(images), labels, convert_labels)
         n = ctx.n
         if _test(n == 0) is True:
             xo = B.copy(B.cast(x, out_dtype))
             return (xo, B.copy(y)) if labels is not None else xo
-        self._check_params(plan, params, n, ctx)
+        self._check_params(plan, params, n, ctx, self._hwc(x))
         if dtype != "uint8":
             self._check_range(plan, x)
         xf = B.cast(x, "float32")
@@ -376,9 +496,16 @@ class Run:
             raise InputError(f"soft labels have {shape[1]} classes but num_classes={k}")
         return (y if convert == "check" else B.cast(y, "float32")), shape[1]
 
-    def _check_params(self, plan: Plan, params: Mapping[str, Any], n: int, ctx: Context | None = None) -> None:
+    def _hwc(self, x: Any) -> tuple[int, int, int]:
+        """(H, W, C) of one image of the batch ``x`` (of its buffer, for images of different sizes)."""
+        _, h, w, c = self.backend.image_dims(x)
+        return (h if isinstance(h, int) else None), (w if isinstance(w, int) else None), c
+
+    def _check_params(self, plan: Plan, params: Mapping[str, Any], n: int, ctx: Context | None = None,
+                      hwc: tuple[int, int, int] | None = None) -> None:
         """Every declared draw present, drawn for this batch size, and (given the images'
-        ``ctx``) of the declared per-sample shape and kind (bool, integer or float)."""
+        ``ctx``) of the declared per-sample shape and kind (bool, integer or float);
+        ``hwc``: one input image's shape (default: the context's size)."""
         missing = [d.key for d in plan.sampler.draws if d.key not in params]
         if missing:
             raise InputError(f"params are missing {missing[:5]}{'...' if len(missing) > 5 else ''}: draw them with run.sample")
@@ -390,7 +517,8 @@ class Run:
                 raise InputError(f"params[{d.key!r}] has shape {s}, drawn for another batch size than {n}")
             if ctx is None:
                 continue
-            want = resolve_shape(d.dist.shape, (ctx.height, ctx.width, ctx.channels), d.key)
+            hwc = hwc if hwc is not None else (ctx.height, ctx.width, ctx.channels)
+            want = plan.sampler.value_shape(d, hwc)
             if isinstance(d.dist, Permutation):
                 want = ()
             if tuple(s[1:]) != tuple(want):

@@ -107,8 +107,10 @@ class Context:
     """What a kernel knows of the batch besides its params: sizes and the number of classes."""
 
     n: int
-    height: int
-    width: int
+    #: the images' size: Python ints, or (N,) float32 arrays of each image's own size in the
+    #: geometric stage that takes a batch of images of different sizes
+    height: Any
+    width: Any
     channels: int
     num_classes: int | None = None
 
@@ -143,6 +145,13 @@ class Op:
     #: checks them against the images' channel count and names the op and field
     channel_fields: ClassVar[tuple[str, ...]] = ()
 
+    def eval_ops(self) -> tuple[Op, ...]:
+        """What this op becomes at evaluation (``training=False``): itself where it is
+        deterministic (no draws, ``p == 1``, labels untouched), else nothing. Geometric
+        ops that set the output size have their own rule (``GeometricOp.eval_ops``)."""
+        det = not self.draws() and self.p == 1.0 and not self.changes_labels
+        return (self,) if det and self.family not in ("container", "geometric") else ()
+
     def accepts_channels(self, c: int) -> bool:
         return self.channels is None or c in self.channels
 
@@ -175,17 +184,52 @@ class GeometricOp(Op):
 
     ``matrix(B, params, ctx)`` returns ``(N, 3, 3)`` float32: content at
     ``q`` in the input moves to ``M q`` in the output (frame [0, W] x [0, H], y down).
+
+    An op that sets the output size (``sets_size``: crops, resizes, pads) also has
+    ``output_size(M, h, w)``: the size of its output given its input's, where ``h``
+    and ``w`` are Python numbers (``M`` is ``SCALAR``) or, for a batch of images of
+    different sizes, (N,) float32 arrays (``M`` is the backend ``B``); its ``ctx``
+    then holds those arrays too. Such an op applies to every sample (``p == 1``, no
+    gate). ``axis_aligned`` ops (a per-axis scale and shift: crops, resizes, pads,
+    flips) let the stage resample separably, with ``antialias`` when it shrinks;
+    ``footprint(h, w)`` bounds the source pixels per output pixel along y and x for an
+    input of at most ``h`` x ``w`` (the number of filter taps is set from it).
     """
 
     family = "geometric"
     #: fill and interpolation of the warp (None: no preference)
     fill = None
     interpolation = None
+    #: antialiasing when the map shrinks (None: no preference)
+    antialias = None
     #: "w" or "h" for a pure flip (the planner then skips the resampling)
     flip_axis: ClassVar[str | None] = None
+    #: True for an op whose output size differs from its input's (see the class notes)
+    sets_size: ClassVar[bool] = False
+    #: True when every matrix is a per-axis scale and shift (no rotation or shear)
+    axis_aligned: ClassVar[bool] = False
 
     def matrix(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         raise NotImplementedError
+
+    def output_size(self, M: Any, h: Any, w: Any) -> tuple[Any, Any]:
+        """The output's (height, width) for an input of ``h`` x ``w`` (the same by default)."""
+        return h, w
+
+    def footprint(self, h: float, w: float) -> tuple[float, float]:
+        """An upper bound of ``|d source / d output|`` along y and x, for inputs of at most
+        ``h`` x ``w``; 1 for maps that do not shrink."""
+        return 1.0, 1.0
+
+    def check_size(self, h: int, w: int) -> None:
+        """Refuse (``InputError``) an input size this op cannot take; called with each
+        image's size where the sizes are known on the host."""
+
+    def eval_ops(self) -> tuple[Op, ...]:
+        """At evaluation a random geometric op is skipped; a deterministic one that sets the
+        size (Resize, CenterCrop, Pad) stays; a random one that sets the size overrides
+        this with its documented rule (RandomResizedCrop: resize and centre-crop)."""
+        return (self,) if self.sets_size and not self.draws() and self.p == 1.0 else ()
 
 
 class ColorOp(Op):

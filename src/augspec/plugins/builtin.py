@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..core.containers import OneOf, RandomApply
 from ..core.ops.color import Brightness, ColorJitter, Contrast, Hue, Saturation
+from ..core.ops.crop import CenterCrop, Pad, RandomCrop, RandomResizedCrop, Resize
 from ..core.ops.feature import Dropout
 from ..core.ops.geometric import Affine, HorizontalFlip, VerticalFlip
 from ..core.ops.keras import ChannelShift, KerasAffine, KerasZCAWhitening
@@ -16,6 +17,7 @@ from .hookspecs import hookimpl
 
 BUILTIN_OPS = (
     Affine, HorizontalFlip, VerticalFlip,
+    RandomResizedCrop, Resize, CenterCrop, RandomCrop, Pad,
     Brightness, Contrast, Saturation, Hue, ColorJitter,
     GaussianNoise, Rescale, Normalize, Standardize, ZCAWhitening,
     CutOut, MixUp, CutMix, LabelSmoothing, Dropout,

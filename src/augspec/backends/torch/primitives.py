@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ...core.errors import InputTypeError, SpecError
+from ...core.errors import InputError, InputTypeError, SpecError
 from ..base import IMAGE_DTYPES, Backend
 from .warp import _compiling, _is_identity, _resample
 
@@ -125,6 +126,11 @@ class TorchBackend(Backend):
     def as_images(self, images: Any) -> Any:
         if isinstance(images, torch.Tensor):
             x = images
+        elif isinstance(images, (list, tuple)) and images and all(isinstance(v, torch.Tensor) for v in images):
+            try:
+                x = torch.stack(list(images))
+            except RuntimeError as e:
+                raise InputTypeError(f"torch backend: cannot stack the images ({e})") from None
         else:
             mod = type(images).__module__.split(".")[0]
             if mod in ("tensorflow", "jax", "jaxlib"):
@@ -334,6 +340,83 @@ class TorchBackend(Backend):
 
     def take(self, x: Any, idx: Any) -> Any:
         return torch.index_select(x, 0, idx)
+
+    def take_along(self, x: Any, idx: Any, axis: str) -> Any:
+        n, length = idx.shape
+        dim = (1 if axis == "h" else 2) if self.layout == "NHWC" else (2 if axis == "h" else 3)
+        shape = [n, 1, 1, 1]
+        shape[dim] = length
+        full = list(x.shape)
+        full[dim] = length
+        return torch.gather(x, dim, idx.reshape(shape).expand(full))
+
+    def gather_sum(self, x: Any, idx: Any, w: Any, axis: str) -> Any:
+        """One ``embedding_bag`` (a fused gather and weighted sum of whole rows): the lines
+        along ``axis`` become rows of a table (columns through a transpose)."""
+        if not x.is_floating_point():
+            x = x.to(torch.float32)
+        n, length, k = idx.shape
+        if self.layout == "NCHW":
+            _, c, h, wd = x.shape
+            table = x if axis == "h" else x.transpose(2, 3)
+            rows = h if axis == "h" else wd
+            table = table.reshape(n * c * rows, -1)
+            base = (torch.arange(n * c, device=x.device).reshape(n, c, 1, 1) * rows)
+            bags = (base + idx.reshape(n, 1, length, k)).reshape(-1, k)
+            wts = w.reshape(n, 1, length, k).expand(n, c, length, k).reshape(-1, k)
+            out = F.embedding_bag(bags, table, per_sample_weights=wts.to(x.dtype), mode="sum")
+            out = out.reshape(n, c, length, -1)
+            return out if axis == "h" else out.transpose(2, 3)
+        _, h, wd, c = x.shape
+        if axis == "h":
+            table = x.reshape(n * h, wd * c)
+            bags = (torch.arange(n, device=x.device).reshape(n, 1, 1) * h + idx).reshape(-1, k)
+            out = F.embedding_bag(bags, table, per_sample_weights=w.reshape(-1, k).to(x.dtype), mode="sum")
+            return out.reshape(n, length, wd, c)
+        table = x.reshape(n * h * wd, c)
+        base = (torch.arange(n, device=x.device).reshape(n, 1, 1, 1) * h
+                + torch.arange(h, device=x.device).reshape(1, h, 1, 1)) * wd
+        bags = (base + idx.reshape(n, 1, length, k)).reshape(-1, k)
+        wts = w.reshape(n, 1, length, k).expand(n, h, length, k).reshape(-1, k)
+        out = F.embedding_bag(bags, table, per_sample_weights=wts.to(x.dtype), mode="sum")
+        return out.reshape(n, h, length, c)
+
+    @property
+    def first_pass(self) -> str:
+        """NCHW: rows first (the column pass transposes its input, better the smaller one)."""
+        return "h" if self.layout == "NCHW" else "w"
+
+    def pack_images(self, images: Any) -> tuple[Any, Any]:
+        """One zero-padded tensor on the images' device (each copied once; on the CPU
+        through NumPy views, whose strided copies are much faster than torch's here)."""
+        xs = [self.as_images(v) for v in images]
+        ref = xs[0]
+        for v in xs:
+            if v.dim() != 3 or v.dtype != ref.dtype or v.device != ref.device:
+                raise InputError("images of different sizes must each be 3-D, of one dtype and on one device; got "
+                                 f"{[(tuple(v.shape), str(v.dtype), str(v.device)) for v in xs[:4]]}...")
+        ha, wa, ca = (0, 1, 2) if self.layout == "NHWC" else (1, 2, 0)
+        if len({v.shape[ca] for v in xs}) > 1:
+            raise InputError(f"images of different sizes must have one channel count; got {sorted({v.shape[ca] for v in xs})}")
+        sizes = np.asarray([(v.shape[ha], v.shape[wa]) for v in xs], dtype=np.int64)
+        hm, wm = int(sizes[:, 0].max()), int(sizes[:, 1].max())
+        shape = [len(xs), hm, wm, ref.shape[ca]] if self.layout == "NHWC" else [len(xs), ref.shape[ca], hm, wm]
+        out = torch.zeros(shape, dtype=ref.dtype, device=ref.device)
+        if ref.device.type == "cpu" and ref.dtype != torch.bfloat16 and not any(v.requires_grad for v in xs):
+            on = out.numpy()
+            for i, v in enumerate(xs):
+                a = v.numpy()
+                if self.layout == "NHWC":
+                    on[i, : a.shape[0], : a.shape[1]] = a
+                else:
+                    on[i, :, : a.shape[1], : a.shape[2]] = a
+            return out, sizes
+        for i, v in enumerate(xs):
+            if self.layout == "NHWC":
+                out[i, : v.shape[0], : v.shape[1]] = v
+            else:
+                out[i, :, : v.shape[1], : v.shape[2]] = v
+        return out, sizes
 
     def bitxor(self, a: Any, b: Any) -> Any:
         return torch.bitwise_xor(a, b)

@@ -18,7 +18,7 @@ import torch
 from ...core.errors import InputError, InputTypeError
 from ...core.executor import Flow
 from ...core.plan import Plan
-from ...core.run import Run
+from ...core.run import Ragged, Run
 from ...core.spec import Context
 from .primitives import _DTYPES, TorchBackend, _mode, to_device
 
@@ -66,10 +66,17 @@ class TorchRun(Run):
         return super().sample(batch_size, image_shape)
 
     # -------------------------------------------------------------- calling
-    def __call__(self, images: Any, labels: Any = None, *, training: bool = True) -> Any:
+    def __call__(self, images: Any, labels: Any = None, *, training: bool = True, sizes: Any = None) -> Any:
+        images = self.images(images, sizes)
         if not training:
             return self._evaluate(images, labels)
         B = self.backend
+        if isinstance(images, Ragged):
+            self._use_device(images.x.device)
+            self._check_batch(self.plan, images, labels, "check")
+            x = images.x
+            params = self.sample(x.shape[0], tuple(x.shape[1:]))
+            return self._run(self.plan, images, labels, params)
         x = B.as_images(images)
         self._use_device(x.device)
         shape = tuple(x.shape)
@@ -84,12 +91,14 @@ class TorchRun(Run):
         params = self.sample(n, shape[1:] if len(shape) == 4 else shape)
         return self._run(self.plan, x, labels, params)
 
-    def apply(self, images: Any, labels: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+    def apply(self, images: Any, labels: Any = None, params: Mapping[str, Any] | None = None, *,
+              sizes: Any = None) -> Any:
         if params is None:
             raise InputError("apply: params are required (draw them with run.sample)")
-        x = self.backend.as_images(images)
+        images = self.images(images, sizes)
+        x = self._buffer(images)
         self._use_device(x.device)
-        return self._run(self.plan, x, labels, self._params_on(params, x.device))
+        return self._run(self.plan, self._input(images, x), labels, self._params_on(params, x.device))
 
     def _params_on(self, params: Mapping[str, Any], device: Any) -> dict[str, Any]:
         out = {}
@@ -103,20 +112,20 @@ class TorchRun(Run):
         return out
 
     def _evaluate(self, images: Any, labels: Any) -> Any:
-        x = self.backend.as_images(images)
+        images = self.images(images)
+        x = self._buffer(images)
         self._use_device(x.device)
-        return super()._evaluate(x, labels)
+        return super()._evaluate(self._input(images, x), labels)
 
     # ----------------------------------------------------------------- core
     def _run(self, plan: Plan, images: Any, labels: Any, params: Mapping[str, Any], convert_labels: bool = True) -> Any:
-        B = self.backend
-        x = B.as_images(images)
+        x = self._buffer(images)
         self._use_device(x.device)
-        x, y, single, dtype, out_dtype, ctx = self._check_batch(plan, x, labels, convert_labels)
+        x, y, single, dtype, out_dtype, ctx = self._check_batch(plan, self._input(images, x), labels, convert_labels)
         if ctx.n == 0:
             xo = x.to(_DTYPES[out_dtype]).clone()
             return (xo, y.clone()) if labels is not None else xo
-        self._check_params(plan, params, ctx.n, ctx)
+        self._check_params(plan, params, ctx.n, ctx, self._hwc(x))
         if dtype != "uint8":
             self._check_range(plan, x)
         if not (x.requires_grad and torch.is_grad_enabled()):

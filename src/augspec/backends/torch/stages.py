@@ -15,6 +15,7 @@ written.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 
 from ...core.executor import Flow, StageCall
 from ...core.plan import affine_inverse
+from ...core.resample import resample_stage, sets_size
 from .memory import TorchMemory
 from .warp import _is_identity, _resample
 
@@ -47,6 +49,11 @@ def eager(fn: Callable) -> Callable:
     return kernel
 
 
+def replace_fill(stage: Any, fill: tuple[float, ...]) -> Any:
+    """The stage with another fill (a fill of value / scale for a flow at ``scale``)."""
+    return dataclasses.replace(stage, fill=fill)
+
+
 def _gated(call: StageCall, leaf: Any) -> Any:
     return call.plan.gate(leaf, call.params)
 
@@ -55,6 +62,10 @@ def _gated(call: StageCall, leaf: Any) -> Any:
 def geometric(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
     """One resampling at the composed inverse matrix (flips alone: a masked flip)."""
     plan, st, ctx, B, x = call.plan, call.stage, call.ctx, call.B, flow.x
+    if sets_size(st) or not isinstance(ctx.height, int):  # the core's resampling, at the flow's scale
+        fill = tuple(float(v) / flow.scale for v in (st.fill if st.fill is not None else (0.0,)))
+        out = resample_stage(plan, B, replace_fill(st, fill), x, call.params, ctx)
+        return Flow(out, flow.y, flow.scale, True, flow.finite)
     if all(lf.op.flip_axis for lf in st.leaves):  # flips commute with the scale
         out, _ = plan._geometric(B, st, x, flow.y, call.params, ctx, call.fuse)
         return Flow(out, flow.y, flow.scale, out.data_ptr() != x.data_ptr(), flow.finite)

@@ -137,6 +137,7 @@ class HorizontalFlip(GeometricOp):
 
     name = "horizontal_flip"
     samplewise = True
+    axis_aligned = True
     p: float = 0.5
     flip_axis = "w"
 
@@ -154,6 +155,7 @@ class VerticalFlip(GeometricOp):
 
     name = "vertical_flip"
     samplewise = True
+    axis_aligned = True
     p: float = 0.5
     flip_axis = "h"
 
