@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -34,9 +34,10 @@ from .core.plan import split_pipeline
 from .core.random import Bernoulli, DrawSpec, Sampler, derive_key
 from .core.run import _state_int
 from .core.spec import Op
+from .datasets import ImageFolderSamples
 from .distributed import default_rank
 
-__all__ = ["Augment", "Collate", "collate_fn", "Dropout", "worker_init_fn", "track", "batch_ops"]
+__all__ = ["Augment", "Collate", "Packed", "collate_fn", "Dropout", "worker_init_fn", "track", "batch_ops"]
 
 _TRACKED: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -128,32 +129,97 @@ def batch_ops(pipeline: Pipeline) -> Pipeline:
     return Pipeline(split_pipeline(pipeline.ops)[1], num_classes=pipeline.num_classes, seed=pipeline.seed)
 
 
+class Packed(NamedTuple):
+    """A batch of images of different sizes as ``Collate(device=...)`` returns it from the
+    workers: ``images`` the zero-padded uint8 batch, ``sizes`` (N, 2) int64 heights and
+    widths, ``labels``, and the samples' other fields. A tuple of tensors, so a DataLoader
+    with ``pin_memory=True`` pins it."""
+
+    images: torch.Tensor
+    sizes: torch.Tensor
+    labels: Any
+    rest: tuple = ()
+
+
 class Collate:
     """A DataLoader ``collate_fn``: collate the samples (``collate``, default
-    ``torch.utils.data.default_collate``), then apply the pipeline's batch ops
+    ``torch.utils.data.default_collate``; images of different sizes are kept apart and
+    packed into one padded batch), then apply the pipeline's batch ops
     (``batch_only=True``: MixUp, CutMix, label smoothing) or the whole pipeline to
-    ``(images, labels, *rest)``. Picklable, so it works with spawned workers."""
+    ``(images, labels, *rest)``. Picklable, so it works with spawned workers.
+
+    With ``device=`` the workers only pack: ``__call__`` returns a ``Packed`` batch, and
+    ``augment(packed)`` (or ``iterate(loader)``, batch by batch) moves it to the device
+    and runs the whole pipeline there, in the main process, with its one stream of
+    draws::
+
+        collate = Collate(pipe, device="cuda")
+        loader = DataLoader(ImageFolder(root), batch_size=256, num_workers=8, collate_fn=collate,
+                            pin_memory=True, persistent_workers=True)
+        for images, labels in collate.iterate(loader):
+            ...
+    """
 
     def __init__(self, pipeline: Pipeline, collate: Callable[[list], Any] | None = None, *,
-                 batch_only: bool = True, **compile_options: Any):
+                 batch_only: bool | None = None, device: Any = None, **compile_options: Any):
         if not isinstance(pipeline, Pipeline):
             raise SpecTypeError(f"Collate: expected a Pipeline, got {type(pipeline).__name__}")
+        if batch_only is None:
+            batch_only = device is None
+        if device is not None and batch_only:
+            raise SpecError("Collate: device= runs the whole pipeline on the device; batch_only=True contradicts it")
         self.pipeline = batch_ops(pipeline) if batch_only else pipeline
         self.collate = collate
+        self.device = None if device is None else str(torch.device(device))
         self.options = compile_options
         self.run = self.pipeline.compile("torch", **compile_options)
         track(self)
 
     def __call__(self, samples: Sequence[Any]) -> Any:
+        samples = list(samples)
+        images, labels, rest = self._collate(samples)
+        if self.device is not None:
+            if isinstance(images, torch.Tensor):
+                return Packed(images, torch.tensor([tuple(images.shape[-2:])] * images.shape[0], dtype=torch.int64)
+                              if images.dim() == 4 else torch.zeros((0, 2), dtype=torch.int64), labels, tuple(rest))
+            x, sizes = self.run.backend.pack_images(images)
+            return Packed(x, torch.from_numpy(sizes), labels, tuple(rest))
+        xo, yo = self.run(images, labels)
+        return (xo, yo, *rest)
+
+    def _collate(self, samples: list) -> tuple[Any, Any, list]:
+        """(images: a batch, or a list where they differ in size, labels, other fields)."""
+        first = samples[0] if samples else None
+        ragged = (self.collate is None and isinstance(first, (tuple, list)) and len(first) >= 2
+                  and all(isinstance(s[0], torch.Tensor) for s in samples)
+                  and len({tuple(s[0].shape) for s in samples}) > 1)
+        if ragged:
+            images = [s[0] for s in samples]
+            rest = torch.utils.data.default_collate([tuple(s[1:]) for s in samples])
+            return images, rest[0], list(rest[1:])
         collate = self.collate or torch.utils.data.default_collate
-        batch = collate(list(samples))
+        batch = collate(samples)
         if isinstance(batch, dict):
             raise InputError("Collate: the collated batch is a dict; pass collate= returning (images, labels, ...)")
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise InputError("Collate: the collated batch must be (images, labels, ...)")
         images, labels, *rest = batch
-        xo, yo = self.run(images, labels)
-        return (xo, yo, *rest)
+        return images, labels, rest
+
+    def augment(self, packed: Packed) -> tuple[Any, ...]:
+        """A ``Packed`` batch moved to the device and augmented: ``(images, labels, *rest)``."""
+        dev = torch.device(self.device or "cpu")
+        x = packed.images.to(dev, non_blocking=True)
+        labels = packed.labels.to(dev, non_blocking=True) if isinstance(packed.labels, torch.Tensor) else packed.labels
+        _, c, h, w = x.shape if self.run.backend.layout == "NCHW" else (x.shape[0], x.shape[3], *x.shape[1:3])
+        uniform = bool((packed.sizes[:, 0] == h).all() and (packed.sizes[:, 1] == w).all())
+        xo, yo = self.run(x, labels) if uniform else self.run(x, labels, sizes=packed.sizes.numpy())
+        return (xo, yo, *packed.rest)
+
+    def iterate(self, loader: Any) -> Any:
+        """``augment`` of each batch of ``loader`` (a DataLoader with this collate_fn)."""
+        for packed in loader:
+            yield self.augment(packed)
 
     def set_epoch(self, epoch: int) -> None:
         self.run.set_epoch(epoch)
@@ -162,7 +228,7 @@ class Collate:
         import multiprocessing.context
 
         d = {"pipeline": self.pipeline.to_dict(), "collate": self.collate, "options": self.options,
-             "state": self.run.state}
+             "state": self.run.state, "device": self.device}
         if multiprocessing.context.get_spawning_popen() is not None:  # a spawned worker: follow our epoch
             d["epoch_cell"] = self.run._epoch_cell
         return d
@@ -170,6 +236,7 @@ class Collate:
     def __setstate__(self, d: dict[str, Any]) -> None:
         self.pipeline = Pipeline.from_dict(d["pipeline"])
         self.collate = d["collate"]
+        self.device = d.get("device")
         self.options = d["options"]
         self.run = self.pipeline.compile("torch", **self.options)
         st = dict(d["state"])
@@ -278,3 +345,40 @@ class Dropout(nn.Module):
             g = params["apply"].reshape((n,) + (1,) * (x.dim() - 1))
             out = torch.where(g, out, x)
         return out
+
+
+__all__ += ["ImageFolder"]
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """A ``root/<class>/<file>`` folder as a Dataset (:class:`augspec.datasets.ImageFolderSamples`):
+    ``ds[i]`` is ``(image, label)``, the image a uint8 tensor at its own size, ``(3, H, W)``
+    for ``layout="NCHW"`` or ``(H, W, 3)`` for ``"NHWC"``, RGB; the label an int64 scalar
+    tensor, the class index into ``classes``. ``min_size`` (``(h, w)`` or an int) lets a
+    JPEG decode reduced by 2, 4 or 8, never below it. Images differ in size: batch them
+    with a ``collate_fn`` that resizes or crops, or returns lists. A file that cannot be
+    decoded raises ``InputError`` naming it."""
+
+    def __init__(self, root: Any, *, min_size: int | Sequence[int] | None = None, layout: str = "NCHW"):
+        if layout not in ("NCHW", "NHWC"):
+            raise SpecError(f"ImageFolder: layout={layout!r} is not one of ['NCHW', 'NHWC']")
+        self.layout = layout
+        self.data = ImageFolderSamples(root, min_size=min_size)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.data.classes
+
+    @property
+    def samples(self) -> list[tuple[str, int]]:
+        return self.data.samples
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = self.data[index]
+        x = torch.from_numpy(image)
+        if self.layout == "NCHW":
+            x = x.permute(2, 0, 1).contiguous()
+        return x, torch.tensor(label, dtype=torch.int64)
