@@ -2,7 +2,10 @@
 no-sync check, and recipe R2 timed at batch 256 (uint8 in, float32 out):
 augspec eager, jit="cudagraph" and jit=True (torch.compile, in a child process
 with a time limit) against torchvision v2 (per image, and batch-shared) and
-timm Mixup, plus the memory-bandwidth floor (read uint8, write float32 once).
+timm Mixup, plus the memory-bandwidth floor (read uint8, write float32 once);
+then recipe R3 at batch 256 from a list of uint8 images of mixed sizes on the
+device (agreement with NumPy, and augspec against torchvision v2 per image and
+kornia (per-image crops) + timm Mixup).
 
     PYTHONPATH=src python benchmarks/gpu_check.py                      # on the GPU machine
     PYTHONPATH=src python benchmarks/gpu_check.py --device cpu --quick # smoke test anywhere
@@ -30,7 +33,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 import augspec as aug  # noqa: E402
-from augspec.recipes import IMAGENET_MEAN, IMAGENET_STD, r2  # noqa: E402
+from augspec.recipes import IMAGENET_MEAN, IMAGENET_STD, R3_SIZES, r2, r3  # noqa: E402
 
 K = 1000
 T0 = time.perf_counter()
@@ -331,6 +334,94 @@ def timings(args: argparse.Namespace, dev: torch.device) -> list[str]:
     return lines
 
 
+# ---------------------------------------------------------------- R3 (ragged)
+def ragged_inputs(n: int, dev: torch.device, buffers: int = 3):
+    """``buffers`` lists of ``n`` CHW uint8 images of R3's mixed sizes on ``dev``, and class ids."""
+    g = torch.Generator().manual_seed(1)
+    xs = [[torch.randint(0, 256, (3, *R3_SIZES[(i + b) % len(R3_SIZES)]), dtype=torch.uint8, generator=g).to(dev)
+           for i in range(n)] for b in range(buffers)]
+    ys = [torch.randint(0, K, (n,), generator=g).to(dev) for _ in range(buffers)]
+    return xs, ys
+
+
+def r3_agreement(dev: torch.device) -> list[str]:
+    """R3 on a list of images of mixed sizes: the device's torch run against NumPy, on injected params."""
+    pipe = r3(num_classes=K, seed=0, size=96)
+    ref, run = pipe.compile("numpy", layout="NCHW"), pipe.compile("torch", device=str(dev))
+    xs, ys = ragged_inputs(16, dev, buffers=1)
+    params = ref.sample(16, (3, 500, 640))
+    want, wy = ref.apply([x.cpu().numpy() for x in xs[0]], ys[0].cpu().numpy(), params)
+    got, gy = run.apply(xs[0], ys[0], {k: torch.as_tensor(np.asarray(v)).to(dev) for k, v in params.items()})
+    d = np.abs(got.cpu().numpy() - want)[..., 1:-1, 1:-1]
+    dy = np.abs(gy.cpu().numpy() - wy).max()
+    return ["### R3 agreement (torch on the device vs NumPy, 16 images of mixed sizes, 96 x 96 out)", "",
+            f"max |diff| images (interior) {d.max():.2e}, labels {dy:.2e}: {'OK' if d.max() < 1e-3 else 'MISMATCH'}"]
+
+
+def r3_timings(args: argparse.Namespace, dev: torch.device) -> list[str]:
+    n = args.batch
+    rows: list[tuple[str, str, float | None, str]] = []
+    xs, ys = ragged_inputs(n, dev)
+
+    def add(label: str, params: str, make: Callable[[], Callable[[int], Any]], repeats: int | None = None):
+        try:
+            f = make()
+            t = time.perf_counter()
+            f(0)
+            sync(dev)
+            first = time.perf_counter() - t
+            rows.append((label, params, timeit(f, dev, repeats or args.repeats), f"first call {first:.1f} s"))
+        except Exception as e:
+            rows.append((label, params, None, f"{type(e).__name__}: {str(e)[:100]}"))
+        print(f"  [{elapsed():.0f}s] R3 {label}: {rows[-1][2]}", file=sys.stderr, flush=True)
+
+    def augspec_r3():
+        run = r3(num_classes=K, seed=0).compile("torch", device=str(dev))
+        return lambda i: run(xs[i % 3], ys[i % 3])
+
+    def tv_r3():
+        from torchvision.transforms import v2
+
+        t = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip(),
+                        v2.ColorJitter(0.4, 0.4, 0.4), v2.ToDtype(torch.float32, scale=True),
+                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD), v2.RandomErasing(p=0.25)])
+        mix = v2.RandomChoice([v2.MixUp(alpha=0.8, num_classes=K), v2.CutMix(alpha=1.0, num_classes=K)])
+
+        def f(i):
+            x, y = mix(torch.stack([t(im) for im in xs[i % 3]]), ys[i % 3])
+            return x, y * 0.9 + 0.1 / K
+        return f
+
+    def kornia_r3():
+        import kornia.augmentation as K_aug
+        from timm.data import Mixup
+
+        crop = K_aug.RandomResizedCrop((224, 224))
+        batch = K_aug.AugmentationSequential(
+            K_aug.RandomHorizontalFlip(), K_aug.ColorJitter(0.4, 0.4, 0.4, 0.0, p=1.0),
+            K_aug.Normalize(torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)), K_aug.RandomErasing(p=0.25)).to(dev)
+        m = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5, label_smoothing=0.1, num_classes=K, mode="elem")
+        return lambda i: m(batch(torch.cat([crop(im[None].float() / 255) for im in xs[i % 3]])), ys[i % 3])
+
+    add("augspec torch eager (list in)", "per sample", augspec_r3)
+    for label, make in (("torchvision v2 per image + MixUp/CutMix", tv_r3),
+                        ("kornia (per-image crop) + timm Mixup", kornia_r3)):
+        try:
+            add(label, "per sample", make, repeats=max(3, args.repeats // 4))
+        except ImportError as e:
+            rows.append((label, "-", None, f"not installed: {e}"))
+    base = rows[0][2]
+    lines = [f"### R3, batch {n}, mixed sizes {list(R3_SIZES)} -> 224x224, uint8 list in ({dev})", "",
+             "| pipeline | params | ms / batch | x augspec | note |", "|---|---|---:|---:|---|"]
+    for label, params, ms, note in rows:
+        if ms is None:
+            lines.append(f"| {label} | {params} | - | - | {note} |")
+        else:
+            lines.append(f"| {label} | {params} | {ms:.3f} | {ms / base:.2f} | {note} |" if base else
+                         f"| {label} | {params} | {ms:.3f} | - | {note} |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -361,7 +452,14 @@ def main() -> None:
         parts += lines + [""]
     lines = timings(args, dev)
     print("\n".join(lines), flush=True)
-    parts += lines
+    parts += lines + [""]
+    for section in (lambda: r3_agreement(dev), lambda: r3_timings(args, dev)):
+        try:
+            lines = section()
+        except Exception as e:
+            lines = [f"R3 section failed: {type(e).__name__}: {e}"]
+        print("\n".join(lines) + "\n", flush=True)
+        parts += lines + [""]
     print(f"\n(total {elapsed():.0f} s)")
     out = os.environ.get("OUT")
     if out:

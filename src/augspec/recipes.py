@@ -6,6 +6,7 @@ from typing import Any
 
 from .core.containers import OneOf
 from .core.ops.color import ColorJitter
+from .core.ops.crop import RandomResizedCrop
 from .core.ops.geometric import Affine, HorizontalFlip
 from .core.ops.label import LabelSmoothing
 from .core.ops.mix import CutMix, MixUp
@@ -26,6 +27,26 @@ def r2(num_classes: int = 1000, seed: int | None = 0) -> Pipeline:
         ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1),
         CutOut(holes=1, size=(0.1, 0.5)),
         Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        OneOf([MixUp(alpha=0.8), CutMix(alpha=1.0)]),
+        LabelSmoothing(0.1),
+    ], num_classes=num_classes, seed=seed)
+
+
+#: R3's input sizes (height, width): the shapes of a real photo data set's JPEGs
+R3_SIZES = ((375, 500), (500, 375), (480, 640), (500, 333))
+
+
+def r3(num_classes: int = 1000, seed: int | None = 0, size: int = 224) -> Pipeline:
+    """R3, ImageNet training from images of mixed sizes: RandomResizedCrop(224), flip,
+    colour jitter 0.4, Normalize, random erasing (one CutOut of 2-33 % of the area, as
+    side fractions 0.14-0.57, with p = 0.25, after Normalize as timm's), MixUp (0.8) or
+    CutMix (1.0) per sample, label smoothing 0.1."""
+    return Pipeline([
+        RandomResizedCrop(size),
+        HorizontalFlip(p=0.5),
+        ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
+        Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        CutOut(holes=1, size=(0.14, 0.57), p=0.25),
         OneOf([MixUp(alpha=0.8), CutMix(alpha=1.0)]),
         LabelSmoothing(0.1),
     ], num_classes=num_classes, seed=seed)
