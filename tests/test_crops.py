@@ -267,6 +267,26 @@ def test_a_padded_batch_with_sizes_equals_the_list():
     np.testing.assert_array_equal(run.apply(xs, params=params), run.apply(pad, params=params, sizes=sizes))
 
 
+@pytest.mark.parametrize("ops", [
+    [aug.RandomResizedCrop(16), aug.HorizontalFlip()],
+    [aug.RandomCrop(18, padding=4, fill_mode="reflect")],
+    [aug.RandomCrop(24, pad_if_needed=True, fill_mode="nearest")],
+    [aug.Resize(20), aug.CenterCrop(22), aug.Affine(rotate=30)],
+])
+def test_the_padding_of_a_packed_batch_is_never_read(ops):
+    xs = images(SHAPES, seed=7)
+    pads = []
+    for value in (0, 255):
+        pad = np.full((4, 40, 30, 3), value, np.uint8)
+        for i, v in enumerate(xs):
+            pad[i, : v.shape[0], : v.shape[1]] = v
+        pads.append(pad)
+    run = run_of(*ops)
+    params = run.sample(4, (40, 30, 3))
+    a, b = (run.apply(p, params=params, sizes=np.asarray(SHAPES)) for p in pads)
+    np.testing.assert_array_equal(a, b)
+
+
 def test_each_image_of_a_list_is_read_inside_its_own_size():
     xs = images(SHAPES, seed=4, dtype=np.float32)
     run = run_of(aug.RandomResizedCrop(16, scale=(0.5, 1.0)), aug.Affine(rotate=10, fill_mode="reflect"))

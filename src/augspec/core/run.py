@@ -234,7 +234,8 @@ class Run:
     def images(self, images: Any, sizes: Any = None) -> Any:
         """The input as this backend's batch, or a ``Ragged`` one: a list (or tuple) of 3-D
         images of different sizes is packed (``B.pack_images``); a padded 4-D batch with
-        ``sizes`` is taken as is (the pixels beyond each size must be zeros)."""
+        ``sizes`` is taken as is (the pixels beyond each size are never resampled; float ones
+        should be finite and in range, since the input checks read the whole batch)."""
         B = self.backend
         if isinstance(images, Ragged):
             return images

@@ -401,7 +401,10 @@ class TorchBackend(Backend):
         sizes = np.asarray([(v.shape[ha], v.shape[wa]) for v in xs], dtype=np.int64)
         hm, wm = int(sizes[:, 0].max()), int(sizes[:, 1].max())
         shape = [len(xs), hm, wm, ref.shape[ca]] if self.layout == "NHWC" else [len(xs), ref.shape[ca], hm, wm]
-        out = torch.zeros(shape, dtype=ref.dtype, device=ref.device)
+        # uint8: the padding is never read (every tap lies inside its image) and cannot hold a NaN,
+        # so it is left unwritten; float padding is zeroed (range and finiteness checks read it)
+        make = torch.empty if ref.dtype == torch.uint8 else torch.zeros
+        out = make(shape, dtype=ref.dtype, device=ref.device)
         if ref.device.type == "cpu" and ref.dtype != torch.bfloat16 and not any(v.requires_grad for v in xs):
             on = out.numpy()
             for i, v in enumerate(xs):
