@@ -1,5 +1,5 @@
-"""``augspec bench``: recipes R2 and R1 of RECIPES.md, timed side by side on every
-available augspec backend and every installed peer library, in one process.
+"""``augspec bench``: recipes R2, R1 and R3 of RECIPES.md, timed side by side on
+every available augspec backend and every installed peer library, in one process.
 
 Method (RECIPES.md): random uint8 images, rotated among several input buffers;
 parameter sampling is timed too; the median of ``--repeats`` runs after the
@@ -12,6 +12,12 @@ Peers, each import-guarded (a missing library is a skipped row, never an error):
 kornia + timm, torchvision.transforms.v2 (per image, and batch-shared),
 albumentations + timm, Keras 3 layers on TensorFlow in a ``tf.function``, and for
 R1 Keras' ``ImageDataGenerator`` (the ``tf-keras`` package).
+
+R3 (``--recipe R3``) starts from images of mixed sizes (``recipes.R3_SIZES`` in turn,
+a list per batch, as a data loader hands them over): augspec packs each list and
+crops it to 224 x 224 in the same call; torchvision v2, albumentations and kornia
+crop image by image in a Python loop (kornia needs one size per batch), then
+stack, then MixUp / CutMix on the batch.
 """
 
 from __future__ import annotations
@@ -97,6 +103,12 @@ def _torch_sync(device: str) -> Callable[[Any], None]:
     return sync
 
 
+def _jax_sync(out: Any) -> None:
+    import jax
+
+    jax.block_until_ready(out)  # JAX dispatches asynchronously: wait for the result
+
+
 def _tf_sync(out: Any) -> None:
     x = out[0] if isinstance(out, (tuple, list)) else out["images"] if isinstance(out, dict) else out
     _ = x[(0,) * len(x.shape)].numpy()  # one value back: the whole result is computed
@@ -137,9 +149,12 @@ def _compile_for(pipe: Any, backend: str, device: str) -> tuple[Any, Callable[[A
             raise Skip(f"the {backend} backend runs on the CPU (use --device cpu)")
         _torch_device(device)
         opts["device"] = "cuda"
+    if backend == "albumentations":
+        opts["defer_batch_ops"] = True  # MixUp / CutMix / smoothing run on the batch (``_call``): no warning
     run = pipe.compile(backend, **opts)
     mod = getattr(run.backend, "array_module", "numpy")
-    sync = _torch_sync(device) if mod == "torch" else _tf_sync if mod == "tensorflow" else _no_sync
+    sync = (_torch_sync(device) if mod == "torch" else _tf_sync if mod == "tensorflow"
+            else _jax_sync if mod == "jax" else _no_sync)
     return run, sync
 
 
@@ -296,6 +311,131 @@ def r2_keras(device: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> Case:
     return Case("R2", "Keras 3 layers (tf.function)", "per sample", device, step, _tf_sync)
 
 
+# ------------------------------------------------------------------- R3
+
+
+def mixed_images(n: int, rng: np.random.Generator, sizes: Sequence[tuple[int, int]] | None = None) -> list[list[np.ndarray]]:
+    """N_BUFFERS lists of ``n`` random uint8 HWC images, their (height, width) ``sizes``
+    (default ``recipes.R3_SIZES``) in turn, each buffer starting one size further."""
+    from .recipes import R3_SIZES
+
+    sz = tuple(sizes or R3_SIZES)
+    return [[rng.integers(0, 256, (*sz[(j + k) % len(sz)], 3), dtype=np.uint8) for j in range(n)]
+            for k in range(N_BUFFERS)]
+
+
+def _image_list(run: Any, images: list[np.ndarray]) -> list[Any]:
+    """HWC NumPy images as the compiled run's arrays (CHW tensors for an NCHW torch run;
+    NumPy arrays for the NumPy, JAX and albumentations backends)."""
+    B = run.backend
+    mod = getattr(B, "array_module", "numpy")
+    out = []
+    for im in images:
+        if mod == "torch":
+            import torch
+
+            a = np.ascontiguousarray(im.transpose(2, 0, 1) if getattr(B, "layout", "NHWC") == "NCHW" else im)
+            t = torch.from_numpy(a)
+            device = getattr(B, "device", None)
+            out.append(t.to(device) if device is not None else t)
+        elif mod == "tensorflow":
+            import tensorflow as tf
+
+            out.append(tf.convert_to_tensor(im))
+        else:
+            out.append(im)
+    return out
+
+
+def r3_augspec(backend: str, device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:
+    """augspec on a list of images of mixed sizes: one call packs, crops and augments the
+    batch (the albumentations backend: image by image, then MixUp / CutMix / smoothing on
+    the stacked batch, as ``_call`` does)."""
+    from .demo import to_backend
+    from .recipes import r3
+
+    run, sync = _compile_for(r3(NUM_CLASSES, seed=0, size=size), backend, device)
+    bx = [_image_list(run, x) for x in xs]
+    by = [to_backend(run, y) for y in ys]
+    return Case("R3", f"augspec[{backend}]", "per sample", device,
+                lambda i: _call(run, bx[i % N_BUFFERS], by[i % N_BUFFERS]), sync, augspec=True)
+
+
+def _torch_image_lists(torch: Any, xs: list[list[np.ndarray]], ys: list[np.ndarray], device: str) -> tuple[list, list]:
+    tx = [[torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1))).to(device) for im in x] for x in xs]
+    ty = [torch.from_numpy(y).to(device) for y in ys]
+    return tx, ty
+
+
+def r3_torchvision(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:
+    torch = _torch_device(device)
+    try:
+        from torchvision.transforms import v2
+    except ImportError:
+        raise Skip("torchvision is not installed") from None
+    t = v2.Compose([
+        v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(), v2.ColorJitter(0.4, 0.4, 0.4),
+        v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD), v2.RandomErasing(p=0.25)])
+    mix = v2.RandomChoice([v2.MixUp(alpha=0.8, num_classes=NUM_CLASSES), v2.CutMix(alpha=1.0, num_classes=NUM_CLASSES)])
+    tx, ty = _torch_image_lists(torch, xs, ys, device)
+
+    def step(i: int) -> Any:
+        x = torch.stack([t(im) for im in tx[i % N_BUFFERS]])
+        x, y = mix(x, ty[i % N_BUFFERS])
+        return x, y * (1.0 - 0.1) + 0.1 / NUM_CLASSES
+
+    return Case("R3", "torchvision v2 per image", "per sample (Python loop)", device, step, _torch_sync(device))
+
+
+def r3_albumentations(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:
+    if device != "cpu":
+        raise Skip("albumentations runs on the CPU")
+    try:
+        import albumentations as A
+    except ImportError:
+        raise Skip("albumentations is not installed") from None
+    torch = _torch_device("cpu")
+    mix = _timm_mixup("cpu")
+    if len(xs[0]) % 2:
+        raise Skip("timm's Mixup needs an even batch")
+    t = A.Compose([
+        A.RandomResizedCrop(size=(size, size)), A.HorizontalFlip(p=0.5),
+        A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0, p=1.0),
+        A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(0.14, 0.57), hole_width_range=(0.14, 0.57),
+                        fill=0, p=0.25)])
+    ty = [torch.from_numpy(y) for y in ys]
+
+    def step(i: int) -> Any:
+        x = np.stack([t(image=im)["image"] for im in xs[i % N_BUFFERS]])
+        return mix(torch.from_numpy(x).permute(0, 3, 1, 2), ty[i % N_BUFFERS])
+
+    return Case("R3", "albumentations + timm", "per sample (Python loop)", "cpu", step, _no_sync)
+
+
+def r3_kornia(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:
+    torch = _torch_device(device)
+    try:
+        import kornia.augmentation as K
+    except ImportError:
+        raise Skip("kornia is not installed") from None
+    mix = _timm_mixup(device)
+    if len(xs[0]) % 2:
+        raise Skip("timm's Mixup needs an even batch")
+    crop = K.RandomResizedCrop((size, size)).to(device)  # one size per call: image by image
+    aug = K.AugmentationSequential(
+        K.RandomHorizontalFlip(), K.ColorJitter(0.4, 0.4, 0.4, 0.0, p=1.0),
+        K.Normalize(mean=torch.tensor(IMAGENET_MEAN), std=torch.tensor(IMAGENET_STD)),
+        K.RandomErasing(p=0.25)).to(device)
+    tx, ty = _torch_image_lists(torch, xs, ys, device)
+
+    def step(i: int) -> Any:
+        x = torch.cat([crop(im[None].float() / 255.0) for im in tx[i % N_BUFFERS]])
+        return mix(aug(x), ty[i % N_BUFFERS])
+
+    return Case("R3", "kornia + timm", "per sample (crop: Python loop)", device, step, _torch_sync(device))
+
+
 # ------------------------------------------------------------------- R1
 
 
@@ -419,7 +559,7 @@ def build_cases(recipe: str, device: str, batch: int, size: int, backends: Seque
                 peers: bool = True) -> list[tuple[str, str, str, Callable[[], Case]]]:
     """(recipe, name, params, builder) for every row; builders raise Skip where a row cannot run."""
     rng = np.random.default_rng(0)
-    xs = images(batch, size, rng)
+    xs = images(batch, size, rng) if recipe != "R3" else []
     out: list[tuple[str, str, str, Callable[[], Case]]] = []
     if recipe == "R2":
         ys = class_ids(batch, rng)
@@ -433,6 +573,18 @@ def build_cases(recipe: str, device: str, batch: int, size: int, backends: Seque
                 ("R2", "torchvision v2 batch", "batch-shared", lambda: r2_torchvision(device, xs, ys, False)),
                 ("R2", "albumentations + timm", "per sample (Python loop)", lambda: r2_albumentations(device, xs, ys)),
                 ("R2", "Keras 3 layers (tf.function)", "per sample", lambda: r2_keras(device, xs, ys)),
+            ]
+    elif recipe == "R3":
+        xl = mixed_images(batch, rng)
+        ys = class_ids(batch, rng)
+        for b in backends:
+            out.append(("R3", f"augspec[{b}]", "per sample", lambda b=b: r3_augspec(b, device, xl, ys, size)))
+        if peers:
+            out += [
+                ("R3", "torchvision v2 per image", "per sample (Python loop)",
+                 lambda: r3_torchvision(device, xl, ys, size)),
+                ("R3", "albumentations + timm", "per sample (Python loop)", lambda: r3_albumentations(device, xl, ys, size)),
+                ("R3", "kornia + timm", "per sample (crop: Python loop)", lambda: r3_kornia(device, xl, ys, size)),
             ]
     else:
         train = _r1_train(size)
@@ -449,8 +601,12 @@ def build_cases(recipe: str, device: str, batch: int, size: int, backends: Seque
 
 def run_bench(recipes: Sequence[str] = ("R2", "R1"), device: str = "cpu", batch: int | None = None,
               size: int | None = None, repeats: int = 5, warmup: int = 2, backends: Sequence[str] | None = None,
-              only: Sequence[str] | None = None, peers: bool = True, progress: bool = True) -> list[Result]:
-    """Time every row; a row that cannot run is kept with its reason in ``error``."""
+              only: Sequence[str] | None = None, peers: bool = True, progress: bool = True,
+              interleave: bool = False) -> list[Result]:
+    """Time every row; a row that cannot run is kept with its reason in ``error``.
+    ``interleave``: build every row first, then time them round-robin (one run of each
+    row per round, ``repeats`` rounds after the warm-up), so a change in the machine's
+    load during the benchmark falls on every row alike."""
     _preimport()
     bks = list(backends) if backends else _available_backends()
     plan = []
@@ -462,6 +618,11 @@ def run_bench(recipes: Sequence[str] = ("R2", "R1"), device: str = "cpu", batch:
                 continue
             plan.append((row, b, s))
     bar = Progress(len(plan) * (warmup + repeats)) if progress else None
+    if interleave:
+        results = _run_interleaved(plan, device, repeats, warmup, bar)
+        if bar:
+            bar.close()
+        return results
     results = []
     for (rec, name, params, builder), b, s in plan:
         res = Result(None, rec, name, params, device, b, s, augspec=name.startswith("augspec["))
@@ -475,15 +636,67 @@ def run_bench(recipes: Sequence[str] = ("R2", "R1"), device: str = "cpu", batch:
         except Skip as e:
             res.error = f"skipped: {e}"
         except Exception as e:  # a broken row is reported, the others still run
-            from .demo import error_text
-
-            res.error = "failed: " + error_text(e, 200)
+            res.error = _failed(e)
         if bar and res.ms is None:
             bar.advance(warmup + repeats)
         res.case = None  # release buffers and compiled functions
         results.append(res)
     if bar:
         bar.close()
+    return results
+
+
+def _failed(e: Exception) -> str:
+    from .demo import error_text
+
+    return "failed: " + error_text(e, 200)
+
+
+def _run_interleaved(plan: list, device: str, repeats: int, warmup: int, bar: Progress | None) -> list[Result]:
+    """``run_bench(interleave=True)``: build every row, warm each up, then ``repeats``
+    rounds of one timed run per row; the median per row."""
+    results, live = [], []
+    for (rec, name, params, builder), b, s in plan:
+        res = Result(None, rec, name, params, device, b, s, augspec=name.startswith("augspec["))
+        results.append(res)
+        if bar:
+            bar.start(f"{rec} {name} (warm-up)")
+        try:
+            res.case = builder()
+            res.params = res.case.params
+            for i in range(warmup):
+                res.case.sync(res.case.step(i))
+                if bar:
+                    bar.advance()
+            live.append((res, []))
+        except Skip as e:
+            res.error = f"skipped: {e}"
+        except Exception as e:  # a broken row is reported, the others still run
+            res.error = _failed(e)
+        if res.error is not None:
+            res.case = None
+            if bar:
+                bar.advance(warmup + repeats)
+    for r in range(repeats):
+        if bar:
+            bar.start(f"round {r + 1}/{repeats}")
+        for res, times in live:
+            if res.case is None:
+                continue
+            try:
+                t0 = time.perf_counter()
+                res.case.sync(res.case.step(warmup + r))
+                times.append(time.perf_counter() - t0)
+            except Exception as e:
+                res.error, res.case = _failed(e), None
+                if bar:
+                    bar.advance(repeats - r - 1)
+            if bar:
+                bar.advance()
+    for res, times in live:
+        if res.error is None and times:
+            res.ms = 1e3 * statistics.median(times)
+        res.case = None  # release buffers and compiled functions
     return results
 
 
@@ -512,14 +725,21 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{gpu}, Python {platform.python_version()}, {platform.system()}"
 
 
-def table(results: Sequence[Result]) -> str:
+def table(results: Sequence[Result], interleaved: bool = False) -> str:
     """Markdown tables, one per recipe, with the ratio to the fastest augspec row."""
     lines = [f"Machine: {machine()}  ", f"Date: {_dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}", ""]
     for rec in dict.fromkeys(r.recipe for r in results):
         rows = [r for r in results if r.recipe == rec]
         best = min((r.ms for r in rows if r.augspec and r.ms is not None), default=None)
         first = rows[0]
-        lines += [f"### {rec}: batch {first.batch}, {first.size} x {first.size} RGB uint8, device {first.device}", "",
+        if rec == "R3":
+            from .recipes import R3_SIZES
+
+            inputs = (f"RGB uint8 of mixed sizes ({', '.join(f'{h}x{w}' for h, w in R3_SIZES)}) "
+                      f"cropped to {first.size} x {first.size}")
+        else:
+            inputs = f"{first.size} x {first.size} RGB uint8"
+        lines += [f"### {rec}: batch {first.batch}, {inputs}, device {first.device}", "",
                   "| library | params | ms / batch | ms / image | × fastest augspec |",
                   "|---|---|---:|---:|---:|"]
         for r in rows:
@@ -530,29 +750,32 @@ def table(results: Sequence[Result]) -> str:
             lines.append(f"| {r.name} | {r.params} | {r.ms:.2f} | {r.ms / r.batch:.3f} | {ratio} |")
         lines.append("")
     lines.append("Median of the timed runs after warm-up; parameter sampling included; the ratio is the row's time "
-                 "over the fastest augspec backend (above 1: augspec is faster).")
+                 "over the fastest augspec backend (above 1: augspec is faster)."
+                 + (" Rows timed round-robin (one run of each per round)." if interleaved else ""))
     return "\n".join(lines)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", default="R2,R1", help="recipes to run, comma separated (default R2,R1)")
+    p.add_argument("--recipe", default="R2,R1", help="recipes to run, comma separated: R1, R2, R3 (default R2,R1)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where torch / TensorFlow rows run")
-    p.add_argument("--batch", type=int, help="batch size (default: R2 64 on the CPU, 256 on cuda; R1 32)")
-    p.add_argument("--size", type=int, help="image side (default: R2 224, R1 32)")
+    p.add_argument("--batch", type=int, help="batch size (default: R2 and R3 64 on the CPU, 256 on cuda; R1 32)")
+    p.add_argument("--size", type=int, help="image side (default: R2 224, R1 32; R3: the crop's side, 224)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per row (default 5; median reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     p.add_argument("--quick", action="store_true", help="a fast check: batch 8, side 64 (R2), 3 repeats, 1 warm-up")
     p.add_argument("--backend", metavar="NAME[,NAME]", help="augspec backends (default: every available one)")
     p.add_argument("--only", metavar="TEXT[,TEXT]", help="only rows whose name contains one of these")
     p.add_argument("--no-peers", action="store_true", help="time augspec's backends only")
+    p.add_argument("--interleave", action="store_true",
+                   help="time the rows round-robin, one run of each per round (fairer on a loaded machine)")
     p.add_argument("--out", metavar="MD", help="also write the table to this markdown file")
 
 
 def main(args: argparse.Namespace) -> int:
     recipes = [r.strip().upper() for r in args.recipe.split(",") if r.strip()]
-    bad = [r for r in recipes if r not in ("R1", "R2")]
+    bad = [r for r in recipes if r not in ("R1", "R2", "R3")]
     if bad or not recipes:
-        print(f"augspec: error: --recipe {args.recipe!r}: choose from R1, R2", file=sys.stderr)
+        print(f"augspec: error: --recipe {args.recipe!r}: choose from R1, R2, R3", file=sys.stderr)
         return 2
     for name in ("batch", "size", "repeats"):
         v = getattr(args, name)
@@ -571,8 +794,9 @@ def main(args: argparse.Namespace) -> int:
     results = []
     for rec in recipes:  # R2 at 64 px in quick mode, R1 at its own 32 px
         s = size or (64 if args.quick and rec == "R2" else None)
-        results += run_bench([rec], args.device, batch, s, repeats, warmup, backends, only, not args.no_peers)
-    text = table(results)
+        results += run_bench([rec], args.device, batch, s, repeats, warmup, backends, only, not args.no_peers,
+                             interleave=getattr(args, "interleave", False))
+    text = table(results, interleaved=getattr(args, "interleave", False))
     print(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:

@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="override the config's seed (default: its seed, else 0)")
     s.set_defaults(func=cmd_preview)
 
-    s = sub.add_parser("bench", help="time recipes R2 and R1 on every backend and installed peer library")
+    s = sub.add_parser("bench", help="time recipes R2 and R1 (R3 with --recipe R3) on every backend and installed peer library")
     from .bench import add_arguments
 
     add_arguments(s)
