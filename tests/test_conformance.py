@@ -42,6 +42,11 @@ TRACED_DTYPES = ("uint8", "float32") if _FULL else ("float32",)
 #: and leave out the odd sizes (every size of every case is one more XLA compile): the NumPy,
 #: torch and albumentations runs cover them in CI, the full run covers every backend
 TRACED_SKIP = () if _FULL else ("sizes",)
+#: of the crop and resize cases, CI traces a representative few (each case is several more
+#: compiles): a resize, a padded random crop, a crop fused with a rotation (the general warp),
+#: and the R3-like case with mixing (images of different sizes through every stage kind)
+TRACED_SKIP += () if _FULL else ("resize_short_side", "resize_plain", "resize_nearest", "center_crop",
+                                 "random_crop_fill", "random_crop_edge", "pad", "random_resized_crop")
 
 
 def _batch_ops():

@@ -424,3 +424,21 @@ def test_sloppy_transcendentals_change_no_cutmix_or_cutout_draw_or_pixel():
     mix = [aug.Pipeline([aug.MixUp(0.6)], seed=5).compile(B).sample(n, (h, w, 3))["0/lam"]
            for B in (NumpyBackend(), _Sloppy())]
     assert not np.array_equal(mix[0], mix[1])
+
+
+def test_plan_prepare_builds_every_host_table_a_call_reads():
+    """``torch.compile`` reads filled host tables as constants, and would trace the NumPy
+    code that builds a missing one: ``Plan.prepare`` must build all of them first."""
+    from augspec.core.ops import mix, region
+
+    tables = (mix.beta_table, mix._cut_table, region._centre_table)
+    pipe = aug.Pipeline([aug.RandomResizedCrop((11, 19)), aug.CutOut(holes=2), aug.CutMix(0.7),
+                         aug.OneOf([aug.CutMix(2.0), aug.MixUp(0.3)])], num_classes=5, seed=0)
+    run = pipe.compile("numpy")
+    for t in tables:
+        t.cache.clear()
+    run.plan.prepare(4, (30, 40, 3))
+    filled = [dict(t.cache) for t in tables]
+    assert all(filled)
+    run.apply(np.zeros((4, 30, 40, 3), np.uint8), np.arange(4) % 5, run.sample(4, (30, 40, 3)))
+    assert [dict(t.cache).keys() for t in tables] == [f.keys() for f in filled]

@@ -150,6 +150,18 @@ class Plan:
             out.append(ctx)
         return out
 
+    def prepare(self, n: int, hwc: tuple[Any, Any, int] | None) -> None:
+        """Build every host constant a call on ``n`` images of ``hwc`` reads (the sampler's
+        layout, each op's tables: ``Op.prepare``), so a trace finds them built."""
+        self.sampler.prepare(n, hwc)
+        if hwc is None:
+            return
+        shapes = self.draw_shapes(hwc)
+        for lf in self.leaves:
+            h, w, c = shapes[lf.path]
+            if isinstance(h, int) and isinstance(w, int):
+                lf.op.prepare(Context(n, h, w, c))
+
     def draw_shapes(self, hwc: tuple[Any, Any, int]) -> dict[str, tuple[Any, Any, int]]:
         """The (H, W, C) each leaf's draws see for an input of ``hwc`` (by leaf path): the
         output size of the size-setting ops before it (None where unknown when tracing)."""

@@ -145,6 +145,10 @@ class Op:
     #: checks them against the images' channel count and names the op and field
     channel_fields: ClassVar[tuple[str, ...]] = ()
 
+    def prepare(self, ctx: Context) -> None:
+        """Build the host tables (``core/tables.py``) a call on images of ``ctx``'s size reads,
+        before any trace; called by ``Plan.prepare``. Most ops have none."""
+
     def eval_ops(self) -> tuple[Op, ...]:
         """What this op becomes at evaluation (``training=False``): itself where it is
         deterministic (no draws, ``p == 1``, labels untouched), else nothing. Geometric

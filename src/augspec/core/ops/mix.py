@@ -21,7 +21,6 @@ the side and the centre with exact arithmetic (``region.edges_of_side``).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from typing import Any
 
 from ..random import Beta, Distribution, Permutation, Uniform
 from ..spec import Context, MixOp, check_number, spec
-from .region import box_mask, count_pairs, edges_of_side, exact_count, lookup
+from ..tables import host_table
+from .region import box_mask, count_pairs, edges_of_side, exact_count, lookup, prepare_edges
 
 
 def _check_bool(op: str, name: str, v: Any) -> None:
@@ -112,7 +112,7 @@ def _beta_sym_quantiles(a: float, p: Any) -> Any:
     return np.exp(y)
 
 
-@functools.lru_cache(maxsize=128)
+@host_table
 def beta_table(alpha: float) -> Any:
     """The (3 * 2**12, 2) float32 rows ``(T, D)`` that ``TabulatedBeta(alpha)`` reads: the draw
     from the uniform ``u = (i * 2**12 + j) / 2**24`` is ``T[i] + D[i] * (j / 2**12)`` for
@@ -179,7 +179,7 @@ class TabulatedBeta(Distribution):
 # ----------------------------------------------------------------- box sides
 
 
-@functools.lru_cache(maxsize=256)
+@host_table
 def _cut_table(size: int) -> Any:
     """``count_pairs`` of ``[-inf, -f_1, ..., -f_size, +inf]``, ``f_j`` the largest float32 with
     ``round(size * sqrt(1 - f_j)) >= j`` (half up), i.e. ``f_j <= 1 - ((2j - 1) / (2 size))**2``,
@@ -265,6 +265,12 @@ class CutMix(MixOp):
             "centre_x": Uniform(low=0.0, high=1.0, per_sample=ps),
             "partner": Permutation(),
         }
+
+    def prepare(self, ctx: Context) -> None:
+        beta_table(float(self.alpha))
+        for n in (ctx.height, ctx.width):
+            _cut_table(int(n))
+            prepare_edges(n)
 
     def box(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any, Any, Any]:
         lam, h, w = params["lam"], ctx.height, ctx.width

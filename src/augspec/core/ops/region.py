@@ -8,12 +8,12 @@ decided exactly (``box_edges``): the same integers on every backend, bit for bit
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 from ..random import Distribution, Uniform
 from ..spec import Context, RegionOp, check_channels, check_int, check_range, spec
+from ..tables import host_table
 
 
 def lookup(B: Any, table: Any, idx: Any) -> Any:
@@ -50,7 +50,7 @@ def exact_count(B: Any, x: Any, pairs: Any, guess: Any) -> Any:
     return k + B.cast(x >= t[..., 1], "float32") - B.cast(x < t[..., 0], "float32")
 
 
-@functools.lru_cache(maxsize=256)
+@host_table
 def _centre_table(n: int) -> Any:
     """``t_g`` for ``g = 0 .. 3n`` (float32), the least float32 ``>= (g - n) / n``: for a float32
     ``c``, ``c >= t_g`` exactly when ``c * n >= g - n``. (``t * n`` is exact in float64 for
@@ -62,6 +62,11 @@ def _centre_table(n: int) -> Any:
     t = np.where(t.astype(np.float64) * n < j, np.nextafter(t, np.float32(np.inf)), t)
     prev = np.nextafter(t, np.float32(-np.inf))
     return np.where(prev.astype(np.float64) * n >= j, prev, t).astype(np.float32)
+
+
+def prepare_edges(size: int) -> None:
+    """Build the host table ``edges_of_side`` reads for an axis of ``size`` pixels."""
+    _centre_table(2 * int(size))
 
 
 def edges_of_side(B: Any, centre: Any, side: Any, size: int) -> tuple[Any, Any]:
@@ -148,6 +153,10 @@ class CutOut(RegionOp):
             "centre_x": Uniform(low=0.0, high=1.0, shape=k),
             "size": Uniform(low=self.size[0], high=self.size[1], shape=k),
         }
+
+    def prepare(self, ctx: Context) -> None:
+        for n in (ctx.height, ctx.width):
+            prepare_edges(n)
 
     def boxes(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any, Any, Any]:
         """The ``holes`` boxes of each sample: ``(y0, y1, x0, x1)``, each (N, holes)."""
