@@ -366,3 +366,67 @@ def test_tta_runs_on_the_evaluation_batch_of_images_of_different_sizes():
     y = aug.TTA(Model(), transforms=["identity", "hflip"])(batch)
     left, right = batch[..., :8].mean(dim=(2, 3)), batch[..., 8:].mean(dim=(2, 3))
     torch.testing.assert_close(y, (left + right) / 2, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------- RandomResizedCrop's integers, on every backend
+class _InexactExp:
+    """A NumPy backend whose exp / log / cos / sin are off by one ulp (another library's
+    rounding); sqrt, +, -, *, / stay correctly rounded, as IEEE 754 requires everywhere."""
+
+    def __new__(cls):
+        from augspec.backends.numpy import NumpyBackend
+
+        class Backend(NumpyBackend):
+            @staticmethod
+            def _nudge(v):
+                v = np.asarray(v, np.float32)
+                odd = (v.view(np.uint32) & 1).astype(bool)
+                moved = np.where(odd, np.nextafter(v, np.float32(np.inf)), np.nextafter(v, np.float32(-np.inf)))
+                return np.where(np.isfinite(v) & (v != 0), moved, v)
+
+            def exp(self, x):
+                return self._nudge(super().exp(x))
+
+            def log(self, x):
+                return self._nudge(super().log(x))
+
+        return Backend()
+
+
+def _boxes(run, op, n, hw):
+    B = run.backend
+    params = run.sample(n, (*hw, 3))
+    p = {k.split("/", 1)[1]: v for k, v in params.items()}
+    return [np.asarray(B.to_numpy(v), np.float64) for v in op.box(B, p, Context(n, hw[0], hw[1], 3))]
+
+
+@pytest.mark.parametrize("hw", [(375, 500), (31, 47), (640, 480)])
+def test_random_resized_crop_boxes_are_the_same_integers_on_every_backend(hw):
+    """The crop's sides and offsets are integers decided from exact draws (``Tabulated``) and
+    correctly rounded arithmetic only, so every backend picks the same crop, bit for bit, even
+    one whose exp and log round differently."""
+    op = aug.RandomResizedCrop(224)
+    pipe = aug.Pipeline([op], seed=13)
+    want = _boxes(pipe.compile("numpy"), op, 4000, hw)
+    backends = [_InexactExp(), "torch", "jax", "tensorflow"]
+    for b in backends:
+        if isinstance(b, str):
+            try:
+                run = pipe.compile(b, layout="NHWC")
+            except Exception as e:  # a framework not installed here
+                pytest.skip(f"{b}: {e}")
+        else:
+            run = pipe.compile(b)
+        got = _boxes(run, op, 4000, hw)
+        for a, w in zip(got, want):
+            np.testing.assert_array_equal(a, w)
+
+
+def test_tabulated_draws_follow_their_law():
+    stats = pytest.importorskip("scipy.stats")
+    op = aug.RandomResizedCrop(8, scale=(0.1, 0.9), ratio=(0.5, 2.0))
+    params = aug.Pipeline([op], seed=3).compile("numpy").sample(20_000, (10, 10, 3))
+    area, ratio = np.asarray(params["0/area"]).ravel(), np.asarray(params["0/ratio"]).ravel()
+    assert area.min() >= 0.1 and area.max() < 0.9 and ratio.min() >= 0.5 and ratio.max() < 2.0
+    assert stats.kstest(area, "uniform", args=(0.1, 0.8)).pvalue > 1e-3
+    assert stats.kstest(np.log(ratio), "uniform", args=(math.log(0.5), math.log(4.0))).pvalue > 1e-3

@@ -19,15 +19,60 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError, SpecError, SpecTypeError
 from ..random import Distribution, Uniform
 from ..spec import Context, GeometricOp, check_channels, check_choice, check_int, check_number, check_range, spec
+from ..tables import host_table
 from .geometric import FILL_MODES, affine_matrix
+from .region import lookup
 
 #: how many (area, ratio) tries RandomResizedCrop draws before its fallback (torchvision's 10)
 CROP_TRIES = 10
+
+#: cells of a ``Tabulated`` draw's table: the top 12 of a uniform's 24 bits pick the cell
+_CELLS = 1 << 12
+
+
+@host_table
+def curve_table(curve: str, low: float, high: float) -> Any:
+    """The (2**12, 2) float32 rows ``(T, D)`` of ``Tabulated(curve, low, high)``: the draw from
+    ``u = (i * 2**12 + j) / 2**24`` is ``T[i] + D[i] * (j / 2**12)``. ``T[i]`` is the curve at
+    ``i / 2**12`` (float64, rounded to float32); ``D[i]`` the step to the next knot, cut to 12
+    significant bits, so ``D * j / 2**12`` is exact and the sum is the one rounding (the same
+    under a fused multiply-add)."""
+    import numpy as np
+
+    t = np.arange(_CELLS + 1, dtype=np.float64) / _CELLS
+    knots = low + (high - low) * t if curve == "linear" else np.exp(math.log(low) + (math.log(high) - math.log(low)) * t)
+    head = knots[:-1].astype(np.float32)
+    step = np.maximum(knots[1:] - head.astype(np.float64), 0.0)
+    m, e = np.frexp(step)
+    step = np.ldexp(np.floor(m * _CELLS) / _CELLS, e)
+    return np.ascontiguousarray(np.stack([head, step.astype(np.float32)], axis=1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tabulated(Distribution):
+    """A uniform (``curve="linear"``) or log-uniform (``"log"``) draw on ``[low, high]``, read
+    from a host table with exact float32 operations: an exact function of its 24-bit uniform,
+    the same on every backend bit for bit (``Uniform``'s ``low + (high - low) u`` may be
+    contracted to one fused multiply-add on one device and not on another; ``exp`` differs
+    by an ulp between libraries). The crop sizes decided from these draws are integers, so
+    they must not depend on either. Piecewise linear between 4097 knots of the curve."""
+
+    curve: str
+    low: float
+    high: float
+
+    def transform(self, B: Any, u: Any) -> Any:
+        table = curve_table(self.curve, float(self.low), float(self.high))
+        g = u[..., 0] * float(_CELLS)  # exact: u holds 24 bits
+        i = B.floor(g)
+        td = lookup(B, table, i)
+        return td[..., 0] + td[..., 1] * (g - i)
 
 
 class _Scalar:
@@ -334,13 +379,16 @@ class RandomResizedCrop(GeometricOp):
         _check_sets_size(self)
 
     def draws(self) -> dict[str, Distribution]:
-        lr = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         return {
-            "area": Uniform(low=self.scale[0], high=self.scale[1], shape=(CROP_TRIES,)),
-            "log_ratio": Uniform(low=lr[0], high=lr[1], shape=(CROP_TRIES,)),
+            "area": Tabulated(curve="linear", low=self.scale[0], high=self.scale[1], shape=(CROP_TRIES,)),
+            "ratio": Tabulated(curve="log", low=self.ratio[0], high=self.ratio[1], shape=(CROP_TRIES,)),
             "top": Uniform(low=0.0, high=1.0),
             "left": Uniform(low=0.0, high=1.0),
         }
+
+    def prepare(self, ctx: Context) -> None:
+        curve_table("linear", float(self.scale[0]), float(self.scale[1]))
+        curve_table("log", float(self.ratio[0]), float(self.ratio[1]))
 
     def output_size(self, M: Any, h: Any, w: Any) -> tuple[Any, Any]:
         return self.size
@@ -352,8 +400,10 @@ class RandomResizedCrop(GeometricOp):
         """The crop ``(top, left, height, width)`` of each sample, (N,) float32 integers."""
         h = ctx.height if _is_number(ctx.height) else B.reshape(ctx.height, (-1, 1))
         w = ctx.width if _is_number(ctx.width) else B.reshape(ctx.width, (-1, 1))
+        # integer decisions from correctly rounded operations only (products, a quotient, sqrt)
+        # of exact draws: the same crop on every backend
         area = params["area"] * (h * w)
-        r = B.exp(params["log_ratio"])
+        r = params["ratio"]
         cw = B.floor(B.sqrt(area * r) + 0.5)
         ch = B.floor(B.sqrt(area / r) + 0.5)
         ok = (cw > 0.0) & (cw <= w) & (ch > 0.0) & (ch <= h)
