@@ -556,19 +556,49 @@ class Backend:
             out = t if out is None else out + t
         return out
 
+    def pack_shape(self, xs: Sequence[Any], what: str = "of one dtype") -> tuple[Any, tuple[int, ...]]:
+        """The checks and sizes of a packing: ``(sizes, padded batch shape)`` for images ``xs``
+        (each 3-D in this layout; the caller checks that they share a dtype / device), the
+        padded height and width rounded up to ``pack_multiple``."""
+        import numpy as np
+
+        from ..core.errors import InputError
+
+        shapes = [tuple(self.shape(v)) for v in xs]
+        ha, wa, ca = (0, 1, 2) if self.layout == "NHWC" else (1, 2, 0)
+        if any(len(s) != 3 for s in shapes):
+            raise InputError(f"images of different sizes must each be 3-D and {what}; got shapes {shapes[:4]}...")
+        if len({s[ca] for s in shapes}) > 1:
+            raise InputError(f"images of different sizes must have one channel count; got {sorted({s[ca] for s in shapes})}")
+        sizes = np.asarray([(s[ha], s[wa]) for s in shapes], dtype=np.int64).reshape(-1, 2)
+        q = self.pack_multiple
+        hm, wm = -(-int(sizes[:, 0].max()) // q) * q, -(-int(sizes[:, 1].max()) // q) * q
+        c = shapes[0][ca]
+        return sizes, ((len(xs), hm, wm, c) if self.layout == "NHWC" else (len(xs), c, hm, wm))
+
+    def copy_into_corners(self, out: Any, xs: Sequence[Any]) -> Any:
+        """Write each image of ``xs`` into the top left of its slot of the mutable batch ``out``."""
+        for i, v in enumerate(xs):
+            if self.layout == "NHWC":
+                out[i, : v.shape[0], : v.shape[1]] = v
+            else:
+                out[i, :, : v.shape[1], : v.shape[2]] = v
+        return out
+
     def pack_images(self, images: Sequence[Any]) -> tuple[Any, Any]:
         """Images of different sizes (each 3-D in this layout, one dtype and channel count)
         as one zero-padded batch of the largest height and width (rounded up to a multiple
         of ``pack_multiple``), each image at the top left, and their sizes: ``(batch,
         sizes)`` with ``sizes`` an (N, 2) NumPy int64 array of (height, width). Each image
         is copied once (this default: twice)."""
-        import numpy as np
-
         xs = [self.as_images(im) for im in images]
+        if len({self.dtype_name(v) for v in xs}) > 1:
+            from ..core.errors import InputError
+
+            raise InputError(f"images of different sizes must be of one dtype; got {sorted({self.dtype_name(v) for v in xs})}")
+        sizes, shape = self.pack_shape(xs)
+        hm, wm = shape[1:3] if self.layout == "NHWC" else shape[2:4]
         dims = [self.image_dims(self.reshape(v, (1, *self.shape(v)))) for v in xs]
-        sizes = np.asarray([(d[1], d[2]) for d in dims], dtype=np.int64).reshape(-1, 2)
-        q = self.pack_multiple
-        hm, wm = -(-int(sizes[:, 0].max()) // q) * q, -(-int(sizes[:, 1].max()) // q) * q
         ha, wa = (0, 1) if self.layout == "NHWC" else (1, 2)
         out = []
         for v, (_, h, w, c) in zip(xs, dims):

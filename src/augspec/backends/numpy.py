@@ -157,27 +157,12 @@ class NumpyBackend(Backend):
     def pack_images(self, images: Any) -> tuple[Any, Any]:
         """One zero-padded array, each image copied once into its corner."""
         xs = [self.as_images(v) for v in images]
-        if any(v.ndim != 3 for v in xs) or len({v.dtype for v in xs}) > 1:
+        if len({v.dtype for v in xs}) > 1:
             from ..core.errors import InputError
 
-            raise InputError("images of different sizes must each be 3-D and of one dtype; got "
-                             f"{[(v.shape, str(v.dtype)) for v in xs[:4]]}...")
-        ha, wa, ca = (0, 1, 2) if self.layout == "NHWC" else (1, 2, 0)
-        if len({v.shape[ca] for v in xs}) > 1:
-            from ..core.errors import InputError
-
-            raise InputError(f"images of different sizes must have one channel count; got "
-                             f"{sorted({v.shape[ca] for v in xs})}")
-        sizes = np.asarray([(v.shape[ha], v.shape[wa]) for v in xs], dtype=np.int64).reshape(-1, 2)
-        hm, wm = int(sizes[:, 0].max()), int(sizes[:, 1].max())
-        c = xs[0].shape[ca]
-        out = np.zeros((len(xs), hm, wm, c) if self.layout == "NHWC" else (len(xs), c, hm, wm), dtype=xs[0].dtype)
-        for i, v in enumerate(xs):
-            if self.layout == "NHWC":
-                out[i, : v.shape[0], : v.shape[1]] = v
-            else:
-                out[i, :, : v.shape[1], : v.shape[2]] = v
-        return out, sizes
+            raise InputError(f"images of different sizes must be of one dtype; got {sorted({str(v.dtype) for v in xs})}")
+        sizes, shape = self.pack_shape(xs)
+        return self.copy_into_corners(np.zeros(shape, dtype=xs[0].dtype), xs), sizes
 
     def warp_affine(self, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...],
                     fill_mode: str = "constant") -> Any:

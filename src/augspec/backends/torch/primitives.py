@@ -392,33 +392,18 @@ class TorchBackend(Backend):
         xs = [self.as_images(v) for v in images]
         ref = xs[0]
         for v in xs:
-            if v.dim() != 3 or v.dtype != ref.dtype or v.device != ref.device:
+            if v.dtype != ref.dtype or v.device != ref.device:
                 raise InputError("images of different sizes must each be 3-D, of one dtype and on one device; got "
                                  f"{[(tuple(v.shape), str(v.dtype), str(v.device)) for v in xs[:4]]}...")
-        ha, wa, ca = (0, 1, 2) if self.layout == "NHWC" else (1, 2, 0)
-        if len({v.shape[ca] for v in xs}) > 1:
-            raise InputError(f"images of different sizes must have one channel count; got {sorted({v.shape[ca] for v in xs})}")
-        sizes = np.asarray([(v.shape[ha], v.shape[wa]) for v in xs], dtype=np.int64)
-        hm, wm = int(sizes[:, 0].max()), int(sizes[:, 1].max())
-        shape = [len(xs), hm, wm, ref.shape[ca]] if self.layout == "NHWC" else [len(xs), ref.shape[ca], hm, wm]
+        sizes, shape = self.pack_shape(xs, "of one dtype and on one device")
         # uint8: the padding is never read (every tap lies inside its image) and cannot hold a NaN,
         # so it is left unwritten; float padding is zeroed (range and finiteness checks read it)
         make = torch.empty if ref.dtype == torch.uint8 else torch.zeros
         out = make(shape, dtype=ref.dtype, device=ref.device)
         if ref.device.type == "cpu" and ref.dtype != torch.bfloat16 and not any(v.requires_grad for v in xs):
-            on = out.numpy()
-            for i, v in enumerate(xs):
-                a = v.numpy()
-                if self.layout == "NHWC":
-                    on[i, : a.shape[0], : a.shape[1]] = a
-                else:
-                    on[i, :, : a.shape[1], : a.shape[2]] = a
-            return out, sizes
-        for i, v in enumerate(xs):
-            if self.layout == "NHWC":
-                out[i, : v.shape[0], : v.shape[1]] = v
-            else:
-                out[i, :, : v.shape[1], : v.shape[2]] = v
+            self.copy_into_corners(out.numpy(), [v.numpy() for v in xs])
+        else:
+            self.copy_into_corners(out, xs)
         return out, sizes
 
     def bitxor(self, a: Any, b: Any) -> Any:
