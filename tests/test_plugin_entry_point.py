@@ -24,17 +24,17 @@ import numpy as np
 import augspec as aug
 
 ops = {o.name: o for o in aug.list_ops()}
-out = {"listed": "invert" in ops, "errors": aug.plugin_errors()}
-if "invert" in ops:
-    info = ops["invert"]
-    Invert = info.cls
+out = {"listed": "negate" in ops, "errors": aug.plugin_errors()}
+if "negate" in ops:
+    info = ops["negate"]
+    Negate = info.cls
     x = np.array([[[[0], [64]], [[128], [255]]]], np.uint8)
-    y = aug.Pipeline([Invert()], seed=0).compile("numpy")(x)
-    pipe = aug.Pipeline([aug.HorizontalFlip(p=1.0), Invert(p=1.0)], seed=0)
+    y = aug.Pipeline([Negate()], seed=0).compile("numpy")(x)
+    pipe = aug.Pipeline([aug.HorizontalFlip(p=1.0), Negate(p=1.0)], seed=0)
     again = aug.from_yaml(pipe.to_yaml())
     out.update(registrant=info.registrant, family=info.family, result=y.ravel().tolist(),
-               round_trip=again == pipe, module=Invert.__module__,
-               p_zero=aug.Pipeline([Invert(p=0.0)]).compile("numpy")(x).ravel().tolist())
+               round_trip=again == pipe, module=Negate.__module__,
+               p_zero=aug.Pipeline([Negate(p=0.0)]).compile("numpy")(x).ravel().tolist())
 print(json.dumps(out))
 """
 

@@ -30,13 +30,19 @@ from .core.errors import (
 )
 from .core.ops.color import Brightness, ColorJitter, Contrast, Hue, Saturation
 from .core.ops.crop import CenterCrop, Pad, RandomCrop, RandomResizedCrop, Resize
+from .core.ops.elastic import ElasticTransform
+from .core.ops.erasing import RandomErasing
 from .core.ops.feature import Dropout
+from .core.ops.filter import GaussianBlur, Sharpness
 from .core.ops.geometric import Affine, HorizontalFlip, VerticalFlip
 from .core.ops.keras import ChannelShift, KerasAffine, KerasZCAWhitening
 from .core.ops.label import LabelSmoothing
 from .core.ops.mix import CutMix, MixUp
+from .core.ops.perspective import Perspective
 from .core.ops.pixel import GaussianNoise, Normalize, Rescale, Standardize, ZCAWhitening
+from .core.ops.policy import AugMix, AutoAugment, RandAugment, TrivialAugmentWide, from_timm
 from .core.ops.region import CutOut
+from .core.ops.tone import AutoContrast, Equalize, Grayscale, Invert, Posterize, Solarize, SolarizeAdd
 from .core.pipeline import Pipeline
 from .core.random import Bernoulli, Beta, Categorical, Normal, Permutation, Uniform, derive_key
 from .core.registry import list_backends, list_ops, plugin_errors, register, register_kernel
@@ -66,11 +72,14 @@ from .tta import TTA, TTATransform
 __version__ = "0.1.0"
 
 __all__ = [
-    "Affine", "HorizontalFlip", "VerticalFlip",
+    "Affine", "HorizontalFlip", "VerticalFlip", "Perspective", "ElasticTransform",
     "RandomResizedCrop", "Resize", "CenterCrop", "RandomCrop", "Pad",
     "Brightness", "Contrast", "Saturation", "Hue", "ColorJitter",
     "GaussianNoise", "Rescale", "Normalize", "Standardize", "ZCAWhitening",
     "CutOut", "MixUp", "CutMix", "LabelSmoothing", "Dropout",
+    "Invert", "Grayscale", "Solarize", "SolarizeAdd", "Posterize", "Equalize", "AutoContrast",
+    "Sharpness", "GaussianBlur", "RandomErasing",
+    "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "from_timm",
     "KerasAffine", "ChannelShift", "KerasZCAWhitening",
     "Pipeline", "OneOf", "RandomApply", "Run",
     "Op", "GeometricOp", "ColorOp", "PixelOp", "RegionOp", "MixOp", "LabelOp", "FeatureOp", "Context", "spec",

@@ -51,7 +51,7 @@ The checks (``CHECKS``; pass a check's name in ``skip`` to leave it out):
   same seed and state (batches of 6, 1 and 0, and after ``set_state``), key by key,
   in shape and kind of dtype (bool, integer or float: a backend without 64-bit
   integers draws int32 indices); values derived from uniforms exactly, those
-  derived from Beta and normal draws to 1e-6 (transcendental functions differ by
+  derived from Beta, normal and other ``continuous`` draws to 1e-6 (transcendental functions differ by
   an ulp between libraries). Every case's ops are sampled as one pipeline.
 
 Images are small (6 x 12 x 14 x 3) so that a whole run takes seconds on NumPy or
@@ -672,8 +672,6 @@ class _Suite:
         batch sizes and states: ``[(where, reference params, backend params as NumPy,
         continuous keys, key -> case id)]``."""
         from .core.pipeline import Pipeline
-        from .core.random import Beta, Normal
-
         B = self.backends[layout]
         ops: list[Any] = []
         owner: dict[str, str] = {}
@@ -683,7 +681,7 @@ class _Suite:
                 ops.append(op)
         pipe = Pipeline(ops, num_classes=K, seed=SEED)
         ref, run = pipe.compile(self.refs[layout]), pipe.compile(B)
-        continuous = {d.key for d in ref.plan.sampler.draws if isinstance(d.dist, (Beta, Normal))}
+        continuous = {d.key for d in ref.plan.sampler.draws if d.dist.continuous}
         shape = _image_shape(HWC, layout)
         out = []
         for n, state in ((N, None), (1, None), (0, None), (5, {"epoch": 2, "step": 5, "rank": 1, "worker": 3})):

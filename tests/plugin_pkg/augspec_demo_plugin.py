@@ -1,4 +1,4 @@
-"""A tiny augspec plugin: the ops ``invert`` (x -> 1 - x on [0, 1] values) and
+"""A tiny augspec plugin: the ops ``negate`` (x -> 1 - x on [0, 1] values) and
 ``tilt`` (a per-sample rotation, a geometric op), found through the entry-point
 group ``augspec`` and written against the primitive namespace ``B``, so they run
 on every backend; ``tilt`` fuses into the one warp of its neighbours."""
@@ -13,10 +13,10 @@ import augspec
 
 
 @augspec.spec
-class Invert(augspec.PixelOp):
-    """Invert the image (``1 - x``) with probability ``p`` per sample."""
+class Negate(augspec.PixelOp):
+    """Negate the image (``1 - x``) with probability ``p`` per sample."""
 
-    name = "invert"
+    name = "negate"
     p: float = 1.0
 
     def __post_init__(self) -> None:
@@ -53,5 +53,5 @@ class Tilt(augspec.GeometricOp):
 
 @augspec.hookimpl
 def augspec_register(registry: Any) -> None:
-    registry.add_op(Invert)
+    registry.add_op(Negate)
     registry.add_op(Tilt)

@@ -27,7 +27,8 @@ capability takes the same path:
   NumPy backend and the image is warped ONCE by albumentations' ``warp_affine``
   (a stage that sets the size, crops / resizes / flips with the box inside the
   image: ONE Pillow ``resize(box=...)``, the same antialiased triangle filter and
-  border rule as the core's separable resampling; otherwise the core's resampling)
+  border rule as the core's separable resampling; otherwise the core's resampling, as
+  for a stage with a projective or displacing op, ``core.resample.needs_warp``)
   (OpenCV ``warpAffine``, bilinear or nearest) with augspec's matrix moved to
   OpenCV's frame (pixel centres at integers there, at +0.5 here):
   ``M_cv = T(-1/2) M T(1/2)``. Stages of pure flips (``flip_axis``) use
@@ -67,7 +68,7 @@ from ..core.errors import InputError, SpecError  # noqa: E402
 from ..core.pipeline import Pipeline  # noqa: E402
 from ..core.plan import Leaf, Plan, Stage, _gate_affine, is_batch_op, split_pipeline  # noqa: E402
 from ..core.random import M32, Bernoulli, DrawSpec, Normal, Sampler, Uniform  # noqa: E402
-from ..core.resample import resample_stage, sets_size  # noqa: E402
+from ..core.resample import needs_warp, resample_stage, sets_size  # noqa: E402
 from ..core.run import Ragged, Run, _state_int  # noqa: E402
 from ..core.spec import Context, Op  # noqa: E402
 from .numpy import NumpyBackend  # noqa: E402
@@ -190,12 +191,13 @@ class _Geometry(_StageBase):
         self.flip_only = all(lf.op.flip_axis for lf in st.leaves)  # type: ignore[attr-defined]
         self.fill_u8 = tuple(min(255.0, max(0.0, math.floor(v * 255.0 + 0.5))) for v in fill)
         self.fill_f = fill
-        self.sets_size = sets_size(st)
+        # crops and resizes, and projective or displacing warps (``needs_warp``): the core's resampling
+        self.sets_size = sets_size(st) or needs_warp(st)
         if self.sets_size:  # the fill in the image's own range (the resampling reads it as is)
             self.st_f = dataclasses.replace(st, fill=fill)
             self.st_u8 = dataclasses.replace(st, fill=tuple(v * 255.0 for v in fill))
             # Pillow's resize(box=) is the separable triangle filter with the same border rule
-            self.pillow = (all(getattr(lf.op, "axis_aligned", False) for lf in st.leaves)
+            self.pillow = (all(getattr(lf.op, "axis_aligned", False) for lf in st.leaves) and not needs_warp(st)
                            and (st.interpolation or "bilinear") == "bilinear" and st.antialias is not False
                            and (st.fill_mode or "constant") == "constant")
 

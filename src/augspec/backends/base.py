@@ -15,12 +15,12 @@ Conversion:     as_images as_labels check_class_ids has_nan asarray cast dtype_n
                 shape is_array to_numpy
 Array basics:   arange ones zeros eye reshape broadcast_to transpose stack concat
                 where clip floor sqrt log exp cos sin tan minimum maximum sum mean
-                any matmul argsort take logical_not logical_xor
+                any matmul argsort take logical_not logical_xor bincount
 32-bit words:   bitxor shr mul32 (bitand: optional, the core does not call it)
 Image helpers:  image_dims per_sample per_channel spatial to_nhwc from_nhwc
-                channel_mean image_mean image_std split_channels merge_channels
-                flip color_affine warp_affine take_along gather_sum rgb_to_hsv
-                hsv_to_rgb one_hot pack_images
+                channel_mean channel_min channel_max image_mean image_std
+                split_channels merge_channels flip color_affine warp_affine take_along
+                gather_sum rgb_to_hsv hsv_to_rgb one_hot pack_images
 
 The generator's contract (``core/random.py``): its words are ``"uint32"`` arrays
 (``asarray(v, "uint32")``; a backend may hold them in a wider integer type as long
@@ -58,18 +58,20 @@ PRIMITIVES: tuple[str, ...] = (
     # array basics
     "arange", "ones", "zeros", "eye", "reshape", "broadcast_to", "transpose", "stack", "concat",
     "where", "clip", "floor", "sqrt", "log", "exp", "cos", "sin", "tan", "minimum", "maximum",
-    "sum", "mean", "any", "matmul", "argsort", "take", "logical_not", "logical_xor",
+    "sum", "mean", "any", "matmul", "argsort", "take", "logical_not", "logical_xor", "bincount",
+    "compact", "put_rows",
     # 32-bit words (the generator)
     "bitxor", "shr", "mul32", "bitand",
     # image helpers
     "image_dims", "per_sample", "per_channel", "spatial", "to_nhwc", "from_nhwc", "channel_mean",
+    "channel_min", "channel_max",
     "image_mean", "image_std", "split_channels", "merge_channels", "flip", "color_affine",
     "warp_affine", "take_along", "gather_sum", "rgb_to_hsv", "hsv_to_rgb", "one_hot", "pack_images",
 )
 
 #: primitives a backend may leave out: nothing in the core calls them, or their
 #: default answers "unknown" (``has_nan`` -> None)
-OPTIONAL_PRIMITIVES: tuple[str, ...] = ("bitand", "has_nan")
+OPTIONAL_PRIMITIVES: tuple[str, ...] = ("bitand", "has_nan", "compact", "put_rows")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -144,6 +146,9 @@ class Primitives(Protocol):
     def take(self, x: Any, idx: Any) -> Any: ...
     def logical_not(self, a: Any) -> Any: ...
     def logical_xor(self, a: Any, b: Any) -> Any: ...
+    def bincount(self, idx: Any, bins: int) -> Any: ...
+    def compact(self, gate: Any) -> Any: ...
+    def put_rows(self, x: Any, idx: Any, rows: Any, inplace: bool = False) -> Any: ...
     # 32-bit words
     def bitxor(self, a: Any, b: Any) -> Any: ...
     def shr(self, a: Any, n: int) -> Any: ...
@@ -157,6 +162,8 @@ class Primitives(Protocol):
     def to_nhwc(self, x: Any) -> Any: ...
     def from_nhwc(self, x: Any) -> Any: ...
     def channel_mean(self, x: Any) -> Any: ...
+    def channel_min(self, x: Any) -> Any: ...
+    def channel_max(self, x: Any) -> Any: ...
     def image_mean(self, x: Any) -> Any: ...
     def image_std(self, x: Any) -> Any: ...
     def split_channels(self, x: Any) -> list[Any]: ...
@@ -422,6 +429,28 @@ class Backend:
         """Elementwise exclusive or of bool arrays."""
         return a != b
 
+    @_required
+    def bincount(self, idx: Any, bins: int) -> Any:
+        """Per row, how often each value occurs: ``idx`` (R, L) integers (int32 or int64) in
+        ``[0, bins)``, ``bins`` a Python int; returns (R, bins) float32 counts (exact while
+        a count is below 2**24). ``R`` may be 0 (and unknown when tracing, where the backend
+        allows that). Without a host sync (histograms of images: ``bins`` is small, ``L``
+        large)."""
+        raise NotImplementedError(f"{self.name} backend: bincount is not implemented")
+
+    def compact(self, gate: Any) -> Any:
+        """The indices (int64, ascending) of the samples whose (N,) bool ``gate`` is on, where
+        this backend may read values on the host at no cost (an eager CPU array); None where
+        it may not (a device, a trace): this default. The planner then runs a gated op on
+        those samples only (``put_rows``) instead of on the whole batch and a select."""
+        return None
+
+    def put_rows(self, x: Any, idx: Any, rows: Any, inplace: bool = False) -> Any:
+        """``x`` with the samples ``idx`` (from ``compact``) replaced by ``rows`` (cast to
+        ``x``'s dtype): a new array, or ``x`` itself written in place where ``inplace`` (the
+        planner says so only for scratch of the call). Needed where ``compact`` returns indices."""
+        raise NotImplementedError(f"{self.name} backend: put_rows is not implemented")
+
     # ---------------------------------------------------------- 32-bit words
     @_required
     def bitxor(self, a: Any, b: Any) -> Any:
@@ -474,6 +503,32 @@ class Backend:
     def channel_mean(self, x: Any) -> Any:
         """(N, C) mean of each channel over the image."""
         return self.mean(x, axis=self._spatial_axes())
+
+    def channel_min(self, x: Any) -> Any:
+        """(N, C) minimum of each channel over the image (NaN: where the backend's reduction puts
+        it). This default: pairwise ``minimum`` of halves, log2(H) + log2(W) passes."""
+        return self._channel_reduce(x, self.minimum)
+
+    def channel_max(self, x: Any) -> Any:
+        """(N, C) maximum of each channel over the image (see ``channel_min``)."""
+        return self._channel_reduce(x, self.maximum)
+
+    def _channel_reduce(self, x: Any, op: Callable[[Any, Any], Any]) -> Any:
+        """Reduce the two spatial axes by halving: each pass combines the first and second
+        halves of the axis with ``op`` (an odd length keeps its last line as it is)."""
+        def part(x: Any, axis: int, lo: int, hi: int) -> Any:
+            ix = [slice(None)] * 4
+            ix[axis] = slice(lo, hi)
+            return x[tuple(ix)]
+
+        for axis in self._spatial_axes()[::-1]:
+            length = self.shape(x)[axis]
+            while length > 1:
+                k = length // 2
+                y = op(part(x, axis, 0, k), part(x, axis, k, 2 * k))
+                x = y if length == 2 * k else self.concat([y, part(x, axis, 2 * k, length)], axis=axis)
+                length = k + length % 2
+        return self.reshape(x, (-1, self.shape(x)[self.channel_axis]))
 
     def image_mean(self, x: Any) -> Any:
         """Mean over each image (all pixels and channels), broadcastable against x."""

@@ -186,6 +186,13 @@ class JaxBackend(Backend):
     def take(self, x: Any, idx: Any) -> Any:
         return jnp.take(x, idx, axis=0)
 
+    def bincount(self, idx: Any, bins: int) -> Any:
+        """A scatter-add of ones into ``R * bins`` counters, the rows offset by ``row * bins``."""
+        r = idx.shape[0]
+        flat = (idx.astype(jnp.int32) + jnp.arange(r, dtype=jnp.int32)[:, None] * bins).reshape(-1)
+        counts = jnp.zeros((r * bins,), jnp.int32).at[flat].add(1, mode="drop")
+        return counts.reshape(r, bins).astype(jnp.float32)
+
     def bitxor(self, a: Any, b: Any) -> Any:
         return jnp.bitwise_xor(a, jnp.uint32(b) if isinstance(b, int) else b)
 
@@ -198,6 +205,12 @@ class JaxBackend(Backend):
     # ---------------------------------------------------------------- images
     def flip(self, x: Any, axis: str) -> Any:
         return jnp.flip(x, axis=self._spatial_axes()[1 if axis == "w" else 0])
+
+    def channel_min(self, x: Any) -> Any:
+        return jnp.min(x, axis=self._spatial_axes())
+
+    def channel_max(self, x: Any) -> Any:
+        return jnp.max(x, axis=self._spatial_axes())
 
     def color_affine(self, x: Any, a: Any, t: Any) -> Any:
         a = jnp.asarray(a, jnp.float32)

@@ -129,6 +129,21 @@ class NumpyBackend(Backend):
     def take(self, x: Any, idx: Any) -> Any:
         return np.take(x, idx, axis=0)
 
+    def compact(self, gate: Any) -> Any:
+        return np.flatnonzero(np.asarray(gate))
+
+    def put_rows(self, x: Any, idx: Any, rows: Any, inplace: bool = False) -> Any:
+        out = x if inplace and isinstance(x, np.ndarray) and x.flags.writeable else np.array(x, copy=True)
+        out[idx] = rows
+        return out
+
+    def bincount(self, idx: Any, bins: int) -> Any:
+        """One ``np.bincount`` of the rows offset by ``row * bins``."""
+        idx = np.asarray(idx)
+        r = idx.shape[0]
+        flat = (idx.astype(np.int64) + (np.arange(r, dtype=np.int64) * bins)[:, None]).ravel()
+        return np.bincount(flat, minlength=r * bins).reshape(r, bins).astype(np.float32)
+
     def bitxor(self, a: Any, b: Any) -> Any:
         return np.bitwise_xor(a, np.uint32(b) if isinstance(b, int) else b)
 
@@ -142,6 +157,12 @@ class NumpyBackend(Backend):
     def flip(self, x: Any, axis: str) -> Any:
         ax = self._spatial_axes()[1 if axis == "w" else 0]
         return np.flip(x, axis=ax).copy()  # a copy: a run's output never views its input
+
+    def channel_min(self, x: Any) -> Any:
+        return np.min(x, axis=self._spatial_axes())
+
+    def channel_max(self, x: Any) -> Any:
+        return np.max(x, axis=self._spatial_axes())
 
     def color_affine(self, x: Any, a: Any, t: Any) -> Any:
         a = np.asarray(a, np.float32)

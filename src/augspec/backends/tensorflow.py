@@ -285,6 +285,15 @@ class TensorflowBackend(Backend):
             x = _xla_barrier(x)
         return tf.gather(x, idx, axis=0)
 
+    def bincount(self, idx: Any, bins: int) -> Any:
+        """One ``unsorted_segment_sum`` of ones (XLA and graph mode; ``R`` may be unknown when
+        tracing), the rows offset by ``row * bins``."""
+        idx = tf.cast(idx, tf.int32)
+        r = tf.shape(idx)[0]
+        flat = tf.reshape(idx + tf.range(r, dtype=tf.int32)[:, None] * bins, (-1,))
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(flat), flat, r * bins)
+        return tf.cast(tf.reshape(counts, (-1, bins)), tf.float32)
+
     def logical_xor(self, a: Any, b: Any) -> Any:
         return tf.math.logical_xor(a, b)
 
@@ -319,6 +328,12 @@ class TensorflowBackend(Backend):
     def flip(self, x: Any, axis: str) -> Any:
         ax = self._spatial_axes()[1 if axis == "w" else 0]
         return tf.reverse(x, axis=[ax])
+
+    def channel_min(self, x: Any) -> Any:
+        return tf.reduce_min(x, axis=self._spatial_axes())
+
+    def channel_max(self, x: Any) -> Any:
+        return tf.reduce_max(x, axis=self._spatial_axes())
 
     def color_affine(self, x: Any, a: Any, t: Any) -> Any:
         a = tf.cast(a, tf.float32)

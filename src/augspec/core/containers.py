@@ -4,7 +4,8 @@ leaves with per-sample gates, so their children still fuse with their neighbours
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from .errors import SpecError, SpecTypeError
 from .random import Categorical, Distribution
@@ -66,3 +67,63 @@ class RandomApply(Op):
     @property
     def children(self) -> tuple[Op, ...]:
         return (self.op,) if isinstance(self.op, Op) else tuple(self.op)
+
+
+# ------------------------------------------------------------------- internal
+# The two containers below are what policy ops (``ops/policy.py``) expand into. They are
+# not registered and not serialised: a pipeline holds the policy, which saves its own fields.
+
+
+@dataclass(frozen=True, eq=True, repr=True)
+class Given(Op):
+    """``op`` with some of its draws replaced (``draws``: ``(name, distribution)`` pairs, by
+    the op's own draw names): a policy's candidate, the op at the policy's magnitudes. The
+    planner makes it a leaf of ``op`` itself, so it runs and fuses as ``op`` does."""
+
+    name: ClassVar[str] = "given"
+    family: ClassVar[str] = "container"
+    op: Op
+    given: tuple[tuple[str, Distribution], ...] = ()
+    p: float = 1.0
+
+    def __post_init__(self) -> None:
+        own = self.op.draws()
+        for key, _ in self.given:
+            if key not in own:
+                raise SpecError(f"Given: {type(self.op).__name__} has no draw {key!r} (its draws: {sorted(own)})")
+
+    def leaf_draws(self) -> dict[str, Distribution]:
+        return {**self.op.draws(), **dict(self.given)}
+
+    @property
+    def children(self) -> tuple[Op, ...]:
+        return (self.op,)
+
+
+@dataclass(frozen=True, eq=True, repr=True)
+class Choice(Op):
+    """One of ``branches`` per sample with ``weights``, or none (the identity) with the weight
+    ``identity``: a policy's layer. A branch is a sequence of ops applied in order (an
+    AutoAugment sub-policy; one op in RandAugment). Branches exclude each other, so the
+    planner may order the ops of one step (the j-th op of every branch) as it likes: it puts
+    the warps together, then the colour maps, so each step fuses into one warp and one
+    colour map (``plan.flatten``). As in ``OneOf``, every branch sees the same input."""
+
+    name: ClassVar[str] = "choice"
+    family: ClassVar[str] = "container"
+    branches: tuple[tuple[Op, ...], ...] = ()
+    weights: tuple[float, ...] = ()
+    identity: float = 0.0
+    p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.branches) or not self.branches:
+            raise SpecError(f"Choice: {len(self.weights)} weights for {len(self.branches)} branches")
+
+    def draws(self) -> dict[str, Distribution]:
+        w = self.weights + ((self.identity,) if self.identity > 0 else ())
+        return {"choice": Categorical(weights=w)}
+
+    @property
+    def children(self) -> tuple[Op, ...]:
+        return tuple(op for branch in self.branches for op in branch)

@@ -136,13 +136,17 @@ class Executor:
                     flow = Flow(flow.x * flow.scale, flow.y, 1.0, True, flow.finite)
                 generic = getattr(plan, "_" + st.kind)
                 if st.kind == "mix":  # a blend of finite values needs no select
-                    x, y = generic(B, st, flow.x, flow.y, params, ctx, fuse, finite=flow.finite)
+                    got = generic(B, st, flow.x, flow.y, params, ctx, fuse, finite=flow.finite)
+                elif st.kind in ("pixel", "geometric"):  # they may write the rows they change in place
+                    # (never the stage that writes the result: a backend's scratch is not returned)
+                    got = generic(B, st, flow.x, flow.y, params, ctx, fuse, owned=flow.owned and i != last)
                 else:
-                    x, y = generic(B, st, flow.x, flow.y, params, ctx, fuse)
-                if st.clamp:
+                    got = generic(B, st, flow.x, flow.y, params, ctx, fuse)
+                x, y = got[0], got[1]
+                if st.clamp and st.kind != "pixel":  # a pixel stage clamps what its op wrote (Plan._pixel)
                     x = B.clip(x, 0.0, 1.0)
-                # a generic stage's output may alias its input or a param
-                res = Flow(x, y, 1.0, False, flow.finite)
+                # a generic stage's output may alias its input or a param, unless it says it owns it
+                res = Flow(x, y, 1.0, len(got) > 2 and got[2] and not (st.clamp and st.kind != "pixel"), flow.finite)
             flow = res
         if out is not None and flow.x is not out:
             flow = replace(flow, x=mem.copy_into(out, flow.x))

@@ -23,12 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .containers import Choice, Given
 from .errors import SpecError
 from .ops.crop import SCALAR
 from .random import Bernoulli, DrawSpec, Sampler
 from .registry import op_kind
-from .resample import resample_stage, sets_size, stage_output
-from .spec import Context, FitOp, Op
+from .resample import needs_warp, resample_stage, sets_size, stage_output
+from .spec import Context, FitOp, Op, has_displacement
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,37 @@ def flatten(ops: Sequence[Op]) -> tuple[list[Leaf], list[DrawSpec]]:
         draws.append(DrawSpec(key, dist, len(draws)))
 
     def visit(op: Op, path: str, gates: tuple[Gate, ...], group: str | None) -> None:
+        if isinstance(op, Given):  # the op itself, with some draws given (a policy's candidate)
+            inner, own = op.op, gates
+            if op.p * inner.p < 1.0:
+                add_draw(f"{path}/apply", Bernoulli(p=op.p * inner.p))
+                own = own + (Gate(f"{path}/apply"),)
+            for name, dist in op.leaf_draws().items():
+                add_draw(f"{path}/{name}", dist)
+            leaves.append(Leaf(inner, path, own, group))
+            return
+        if isinstance(op, Choice):  # a policy's layer: branch k where choice == k, step by step
+            own = gates
+            if op.p < 1.0:
+                add_draw(f"{path}/apply", Bernoulli(p=op.p))
+                own = own + (Gate(f"{path}/apply"),)
+            for name, dist in op.draws().items():
+                add_draw(f"{path}/{name}", dist)
+            for j in range(max(len(b) for b in op.branches)):
+                step = sorted(((k, b[j]) for k, b in enumerate(op.branches) if len(b) > j),
+                              key=lambda kb: _step_rank(kb[1]))
+                for k, child in step:
+                    visit(child, f"{path}.{k}.{j}", own + (Gate(f"{path}/choice", k),), path)
+            return
         if op.family == "container":
             own = gates
             if getattr(op, "p", 1.0) < 1.0:
                 add_draw(f"{path}/apply", Bernoulli(p=op.p))
                 own = own + (Gate(f"{path}/apply"),)
             kids = op.children  # type: ignore[attr-defined]
-            if op.name == "one_of":
-                for name, dist in op.draws().items():
+            choice = op.draws()
+            if "choice" in choice:  # OneOf, a policy's layer: child k where choice == k
+                for name, dist in choice.items():
                     add_draw(f"{path}/{name}", dist)
                 for k, child in enumerate(kids):
                     visit(child, f"{path}.{k}", own + (Gate(f"{path}/choice", k),), path)
@@ -96,6 +120,30 @@ def flatten(ops: Sequence[Op]) -> tuple[list[Leaf], list[DrawSpec]]:
     for i, op in enumerate(ops):
         visit(op, str(i), (), None)
     return leaves, draws
+
+
+def _gated_warp(lf: Leaf) -> bool:
+    return bool(lf.gates) and not getattr(lf.op, "axis_aligned", False)
+
+
+def _spoils_resize(stage: Stage, lf: Leaf) -> bool:
+    """True where ``lf`` joining ``stage`` would put a gated rotation, shear or perspective (a
+    policy's warp, identity for most samples) together with an op that sets the size: the whole
+    batch would then take the general warp (no antialiasing) instead of the separable resize.
+    Such a leaf starts a stage of its own; an ungated one still fuses with the crop."""
+    sized = any(getattr(x.op, "sets_size", False) for x in stage.leaves)
+    if getattr(lf.op, "sets_size", False):
+        return any(_gated_warp(x) for x in stage.leaves)
+    return sized and _gated_warp(lf)
+
+
+def _step_rank(op: Op) -> int:
+    """Where an op goes among the exclusive ops of one ``Choice`` step: warps, then linear
+    colour maps, then the rest (in their order), so that the first two fuse."""
+    inner = op.op if isinstance(op, Given) else op
+    if inner.family == "container":
+        return 2
+    return {"geometric": 0, "color": 1}.get(op_kind(inner), 2)
 
 
 def is_batch_op(op: Op) -> bool:
@@ -191,6 +239,8 @@ class Plan:
                 mode = getattr(lf.op, "fill_mode", None)
                 aa = getattr(lf.op, "antialias", None)
                 if (last is not None and last.kind == "geometric"
+                        and not has_displacement(last.leaves[-1].op)  # a displacement ends its stage
+                        and not _spoils_resize(last, lf)
                         and (interp is None or last.interpolation in (None, interp))
                         and (fill is None or last.fill in (None, fill))
                         and (mode is None or last.fill_mode in (None, mode))
@@ -248,8 +298,8 @@ class Plan:
             m = c if m is None else m & c
         return m
 
-    def _geometric(self, B, st, x, y, params, ctx, fuse):
-        if sets_size(st) or not isinstance(ctx.height, int):
+    def _geometric(self, B, st, x, y, params, ctx, fuse, owned=False):
+        if sets_size(st) or needs_warp(st) or not isinstance(ctx.height, int):
             return resample_stage(self, B, st, x, params, ctx), y
         if all(lf.op.flip_axis for lf in st.leaves):  # type: ignore[attr-defined]
             for axis in ("w", "h"):
@@ -281,9 +331,13 @@ class Plan:
         fill = st.fill if st.fill is not None else (0.0,)
         mode = st.fill_mode or "constant"
         inverse = affine_inverse(B, m)
-        if mode == "constant":  # the four-argument call: backends written before fill_mode still work
-            return B.warp_affine(x, inverse, st.interpolation or "bilinear", fill), y
-        return B.warp_affine(x, inverse, st.interpolation or "bilinear", fill, mode), y
+        idx = self.gated_rows(B, st, params)
+        if idx is not None:  # an eager CPU batch: warp only the samples some gate is on for
+            if B.shape(idx)[0] == 0:
+                return x, y, owned
+            rows = _warp_affine(B, B.take(x, idx), B.take(inverse, idx), st, fill, mode)
+            return B.put_rows(x, idx, rows, inplace=owned), y, True
+        return _warp_affine(B, x, inverse, st, fill, mode), y
 
     def _color(self, B, st, x, y, params, ctx, fuse):
         if not fuse:
@@ -304,11 +358,46 @@ class Plan:
             acc = (a, t) if acc is None else compose(B, (a, t), acc)
         return B.color_affine(x, acc[0], acc[1]), y
 
-    def _pixel(self, B, st, x, y, params, ctx, fuse):
+    def _pixel(self, B, st, x, y, params, ctx, fuse, owned=False):
+        """The op where its gate is on; the stage's clamp applies to what the op produced
+        (a sample whose gate is off passes unchanged, bit for bit). ``owned``: ``x`` is
+        scratch of this call (``Flow.owned``), which the compacted path writes in place; that
+        path returns ``(x, y, owned)``, the others ``(x, y)``."""
         (lf,) = st.leaves
-        out = self.call(lf, "pixels", B, x, lf.params(params), ctx)
         g = self.gate(lf, params)
+        idx = None if g is None or not lf.op.samplewise or lf.op.name in self.kernels else B.compact(g)
+        if idx is not None:  # a gated samplewise op on the gated samples only (eager CPU backends)
+            out, mine = self._pixel_rows(B, st, lf, x, params, ctx, idx, owned)
+            return out, y, mine
+        out = self.call(lf, "pixels", B, x, lf.params(params), ctx)
+        if st.clamp:
+            out = B.clip(out, 0.0, 1.0)
         return (out if g is None else B.where(B.per_sample(g), out, x)), y
+
+    def gated_rows(self, B: Any, st: Stage, params: Mapping[str, Any]) -> Any:
+        """The samples some leaf of ``st`` is gated on for (``B.compact``), where every leaf is
+        gated and the backend compacts; else None. The other samples pass the stage unchanged."""
+        on = None
+        for lf in st.leaves:
+            g = self.gate(lf, params)
+            if g is None:
+                return None
+            on = g if on is None else on | g
+        return B.compact(on)
+
+    def _pixel_rows(self, B, st, lf, x, params, ctx, idx, owned=False):
+        """``lf``'s op on the samples ``idx`` (its params sliced alike), the others as they are:
+        equal to the op on the whole batch then a select, for an op that reads each sample alone.
+        Returns ``(x, y, owned)`` of the result, as ``_pixel``."""
+        k = B.shape(idx)[0]
+        if k == 0:
+            return x, owned
+        whole = k == ctx.n
+        sub = lf.params(params) if whole else {key: B.take(v, idx) for key, v in lf.params(params).items()}
+        rows = self.call(lf, "pixels", B, x if whole else B.take(x, idx), sub, ctx if whole else replace(ctx, n=k))
+        if st.clamp:
+            rows = B.clip(rows, 0.0, 1.0)
+        return (rows, False) if whole else (B.put_rows(x, idx, rows, inplace=owned), True)
 
     def _feature(self, B, st, x, y, params, ctx, fuse):
         (lf,) = st.leaves
@@ -351,6 +440,12 @@ class Plan:
         return x, (out if g is None else B.where(B.reshape(g, (-1, 1)), out, y))
 
 
+def _warp_affine(B: Any, x: Any, inverse: Any, st: Stage, fill: Any, mode: str) -> Any:
+    if mode == "constant":  # the four-argument call: backends written before fill_mode still work
+        return B.warp_affine(x, inverse, st.interpolation or "bilinear", fill)
+    return B.warp_affine(x, inverse, st.interpolation or "bilinear", fill, mode)
+
+
 def blend(B: Any, x: Any, partner: Any, w: Any, select: bool = True) -> Any:
     """``(1 - w) x + w partner`` that *selects* where ``w`` is exactly 0 or 1, so a NaN or
     inf of the side with weight 0 never reaches the output (``0 * NaN`` is NaN);
@@ -376,3 +471,20 @@ def affine_inverse(B: Any, m: Any) -> Any:
     from .ops.geometric import affine_matrix
 
     return affine_matrix(B, e * r, -b * r, (b * f - c * e) * r, -d * r, a * r, (c * d - a * f) * r)
+
+
+def matrix_inverse(B: Any, m: Any) -> Any:
+    """Inverse of (N, 3, 3) matrices, projective ones included, in closed form: the adjugate
+    over the determinant. A singular matrix (determinant 0 or not finite) gives the zero
+    matrix, whose every point reads as outside in the warp (``core/resample.py``)."""
+    a, b, c = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
+    d, e, f = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
+    g, h, i = m[:, 2, 0], m[:, 2, 1], m[:, 2, 2]
+    c00, c01, c02 = e * i - f * h, f * g - d * i, d * h - e * g  # cofactors of the first row
+    det = a * c00 + b * c01 + c * c02
+    ok = (det != 0.0) & (det * 0.0 == 0.0)
+    r = B.where(ok, 1.0 / B.where(ok, det, 1.0), 0.0)
+    adj = [c00, c * h - b * i, b * f - c * e,
+           c01, a * i - c * g, c * d - a * f,
+           c02, b * g - a * h, a * e - b * d]
+    return B.reshape(B.stack([v * r for v in adj], axis=-1), (-1, 3, 3))

@@ -107,6 +107,12 @@ class Distribution:
     #: uniforms consumed per value
     uniforms: int = field(default=1, init=False, repr=False)
 
+    @property
+    def continuous(self) -> bool:
+        """True where the values go through transcendental functions (``log``, ``cos``): equal
+        across backends to an ulp or so, not bit for bit (``check_backend`` compares them at 1e-6)."""
+        return False
+
     def transform(self, B: Any, u: Any) -> Any:  # u: (..., uniforms) float32
         raise NotImplementedError
 
@@ -133,6 +139,10 @@ class Normal(Distribution):
     mean: float = 0.0
     std: float = 1.0
     uniforms: int = field(default=2, init=False, repr=False)
+
+    @property
+    def continuous(self) -> bool:
+        return True
 
     def transform(self, B: Any, u: Any) -> Any:
         return self.mean + self.std * _box_muller(B, u[..., 0], u[..., 1])
@@ -193,6 +203,10 @@ class Beta(Distribution):
     a: float
     b: float
 
+    @property
+    def continuous(self) -> bool:
+        return True
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "uniforms", _gamma_uniforms(self.a) + _gamma_uniforms(self.b))
 
@@ -219,6 +233,84 @@ class Categorical(Distribution):
             acc += w / total
             idx = idx + B.cast(u[..., 0] >= acc, "int64")
         return idx
+
+
+@dataclass(frozen=True, kw_only=True)
+class Magnitude(Distribution):
+    """A policy op's strength, per sample (``core/ops/policy.py``). A level ``l`` is drawn by
+    ``mode``:
+
+    - ``"fixed"``: ``l = level``;
+    - ``"normal"``: ``l = N(level, std)`` clipped to ``[0, level_max]`` (timm's ``mstd``);
+    - ``"uniform"``: ``l ~ U(0, level)`` (timm's ``mstd`` above 100);
+    - ``"bins"``: ``l`` a whole number uniform in ``[0, bins)`` (TrivialAugment, AugMix);
+
+    and mapped to ``v = offset + s * scale * F(low + (high - low) * l / max_level)``, with ``F``
+    the floor where ``floor`` (timm's ``int()``) else the identity, ``s = -1`` with probability
+    1/2 where ``signed`` else 1, then ``v = max(v, minimum)``. Uniforms: two for the level
+    (Box-Muller), one for the sign."""
+
+    mode: str = "fixed"
+    level: float = 0.0
+    std: float = 0.0
+    bins: int = 1
+    max_level: float = 10.0
+    level_max: float | None = None
+    low: float = 0.0
+    high: float = 1.0
+    floor: bool = False
+    scale: float = 1.0
+    signed: bool = False
+    offset: float = 0.0
+    minimum: float | None = None
+    uniforms: int = field(default=3, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("fixed", "normal", "uniform", "bins"):
+            raise SpecError(f"Magnitude: mode={self.mode!r} is not one of ['fixed', 'normal', 'uniform', 'bins']")
+
+    @property
+    def continuous(self) -> bool:  # type: ignore[override]
+        return self.mode in ("normal", "uniform")
+
+    def value(self, level: float, sign: float) -> float:
+        """The parameter at ``level`` and ``sign`` (+1 or -1), in float64 on the host."""
+        v = self.low + (self.high - self.low) * level / self.max_level
+        v = math.floor(v) if self.floor else v
+        v = self.offset + sign * self.scale * v
+        return v if self.minimum is None else max(v, self.minimum)
+
+    def table(self) -> Any:
+        """The (levels, 2) float32 host table of ``value(k, +1)`` and ``value(k, -1)`` for the
+        whole levels of ``bins`` (or the one ``level`` of ``fixed``): those modes read it, so
+        their values are the same on every backend, bit for bit."""
+        import numpy as np
+
+        ks = [float(self.level)] if self.mode == "fixed" else [float(k) for k in range(self.bins)]
+        neg = -1.0 if self.signed else 1.0
+        return np.array([[self.value(k, 1.0), self.value(k, neg)] for k in ks], dtype=np.float32)
+
+    def transform(self, B: Any, u: Any) -> Any:
+        u0 = u[..., 0]
+        if self.mode in ("fixed", "bins"):  # exact: a host table, one lookup, one select
+            k = 0.0 * u0 if self.mode == "fixed" else B.floor(u0 * float(self.bins))
+            rows = B.take(B.asarray(self.table(), "float32"), B.reshape(B.cast(k, "int32"), (-1,)))
+            rows = B.reshape(rows, tuple(B.shape(u0)) + (2,))
+            return B.where(u[..., 2] < 0.5, rows[..., 0], rows[..., 1])
+        if self.mode == "normal":
+            top = float(self.max_level if self.level_max is None else self.level_max)
+            lv = B.clip(float(self.level) + float(self.std) * _box_muller(B, u0, u[..., 1]), 0.0, top)
+        else:
+            lv = float(self.level) * u0
+        # product first, then one division: a level whose exact value is a whole number maps to it exactly
+        v = float(self.low) + ((float(self.high) - float(self.low)) * lv) / float(self.max_level)
+        if self.floor:
+            v = B.floor(v)
+        v = v * float(self.scale)
+        if self.signed:
+            v = B.where(u[..., 2] < 0.5, v, -v)
+        v = v + float(self.offset)
+        return v if self.minimum is None else B.maximum(v, 0.0 * v + float(self.minimum))
 
 
 @dataclass(frozen=True, kw_only=True)

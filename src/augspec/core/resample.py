@@ -16,7 +16,13 @@ A stage's forward matrices compose leaf by leaf, each op seeing its input's size
   it); ``f`` is capped at ``F``, so a wrong bound narrows the filter but keeps it centred.
   Nearest is one tap at ``floor(u)``.
 - ``warp``: any other map, bilinear or nearest, through ``B.take`` on the flattened
-  batch (no antialiasing: the taps are the four neighbours).
+  batch (no antialiasing: the taps are the four neighbours). It also takes projective
+  inverses (``GeometricOp.projective``: the source point is ``(X / Z, Y / Z)`` of
+  ``M^-1 (x, y, 1) = (X, Y, Z)``; a point with ``Z`` at or near 0, where the source would
+  lie more than ``2**20`` pixels away, or with a coordinate that is not finite, reads as
+  outside: the fill, in every ``fill_mode``) and a displacement field added to the output
+  point first (``GeometricOp.displacement``: ``M^-1 (p + d(p))``). Every geometric stage
+  with a projective or displacing op comes here (``needs_warp``), on every backend.
 
 Outside each sample's own extent (its size, in a batch packed from images of
 different sizes) a tap reads by ``fill_mode``. In ``separable``: ``"constant"`` drops
@@ -37,9 +43,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, SpecError
 from .ops.crop import SCALAR, namespace
-from .spec import Context
+from .spec import Context, has_displacement
+
+#: a projective point whose source lies farther than this (in pixels) reads as outside
+FAR = float(2 ** 20)
 
 
 def _static(v: Any) -> bool:
@@ -52,6 +61,13 @@ def _as_int(v: Any) -> Any:
 
 def sets_size(stage: Any) -> bool:
     return stage.kind == "geometric" and any(getattr(lf.op, "sets_size", False) for lf in stage.leaves)
+
+
+def needs_warp(stage: Any) -> bool:
+    """True for a geometric stage with a projective op or an op with a displacement field:
+    it is resampled by ``resample_stage`` (the general ``warp``) on every backend."""
+    return stage.kind == "geometric" and any(getattr(lf.op, "projective", False) or has_displacement(lf.op)
+                                             for lf in stage.leaves)
 
 
 def stage_output(B: Any, stage: Any, h: Any, w: Any) -> tuple[Any, Any]:
@@ -80,6 +96,27 @@ def stage_map(plan: Any, B: Any, stage: Any, params: Mapping[str, Any], ctx: Con
             h, w = lf.op.output_size(namespace(B, h, w), h, w)
             h, w = _as_int(h), _as_int(w)
     return m, h, w
+
+
+def stage_displacement(plan: Any, B: Any, stage: Any, params: Mapping[str, Any], ctx: Context) -> Any:
+    """The (N, H, W, 2) displacement of a geometric stage (its last op's, 0 where that op's
+    gate is off), or None; ``ctx`` holds the stage's output size (the planner ends a stage
+    after an op with a displacement, so it is the last)."""
+    for lf in stage.leaves[:-1]:
+        if has_displacement(lf.op):
+            raise SpecError(f"{type(lf.op).__name__} (at {lf.path}) has a displacement field, so it must be the last "
+                            "op of its geometric stage")
+    lf = stage.leaves[-1]
+    if not has_displacement(lf.op):
+        return None
+    if not (_static(ctx.height) and _static(ctx.width)):
+        raise InputError(f"{type(lf.op).__name__} (at {lf.path}): its displacement field needs one image size; "
+                         "fix the size before it (CenterCrop(size), RandomResizedCrop(size) or Resize((height, width)))")
+    d = lf.op.displacement(B, lf.params(params), ctx)
+    if d is None:
+        return None
+    g = plan.gate(lf, params)
+    return d if g is None else B.where(B.reshape(g, (-1, 1, 1, 1)), d, 0.0)
 
 
 def footprint(stage: Any, h: float, w: float) -> tuple[float, float]:
@@ -198,20 +235,42 @@ def separable(B: Any, x: Any, inverse: Any, size: tuple[int, int], extent: tuple
 
 # -------------------------------------------------------------------- warp
 def warp(B: Any, x: Any, inverse: Any, size: tuple[int, int], extent: tuple[Any, Any], interpolation: str,
-         fill: tuple[float, ...], fill_mode: str) -> Any:
+         fill: tuple[float, ...], fill_mode: str, projective: bool = False, displacement: Any = None) -> Any:
     """``x`` sampled at ``inverse @ (j + 1/2, i + 1/2, 1)`` on a ``size`` grid, bilinear or
-    nearest, each sample inside its own ``extent`` (see the module notes)."""
+    nearest, each sample inside its own ``extent`` (see the module notes). ``projective``:
+    ``inverse`` may have any last row (the point is divided by its third coordinate);
+    ``displacement``: an (N, oh, ow, 2) field ``(dx, dy)`` added to the output point first."""
     xn = B.to_nhwc(x)
     n, h, w, c = B.shape(xn)
     oh, ow = size
     jj = B.reshape(B.cast(B.arange(ow), "float32") + 0.5, (1, 1, ow))
     ii = B.reshape(B.cast(B.arange(oh), "float32") + 0.5, (1, oh, 1))
+    if displacement is not None:  # exact where d is 0: the pixel centre itself
+        jj = jj + displacement[..., 0]
+        ii = ii + displacement[..., 1]
 
-    def coord(r: int) -> Any:
-        a, b, t = (B.reshape(inverse[:, r, k], (-1, 1, 1)) for k in range(3))
-        return a * jj + (b * ii + (t - 0.5))
+    def row(r: int) -> tuple[Any, Any, Any]:
+        return tuple(B.reshape(inverse[:, r, k], (-1, 1, 1)) for k in range(3))  # type: ignore[return-value]
 
-    u, v = coord(0), coord(1)
+    inside = None
+    if not projective:
+        def coord(r: int) -> Any:
+            a, b, t = row(r)
+            return a * jj + (b * ii + (t - 0.5))
+
+        u, v = coord(0), coord(1)
+    else:
+        def homogeneous(r: int) -> Any:
+            a, b, t = row(r)
+            return a * jj + (b * ii + t)
+
+        hx, hy, hz = homogeneous(0), homogeneous(1), homogeneous(2)
+        # |X / Z| and |Y / Z| below FAR: Z not near 0, nothing infinite or NaN (else outside)
+        far = B.maximum(B.maximum(hx, -hx), B.maximum(hy, -hy))
+        inside = B.maximum(hz, -hz) * FAR > far
+        z = B.where(inside, hz, 1.0)
+        u = B.where(inside, hx / z - 0.5, -2.0)
+        v = B.where(inside, hy / z - 0.5, -2.0)
     eh = float(extent[0]) if _static(extent[0]) else B.reshape(B.cast(extent[0], "float32"), (-1, 1, 1))
     ew = float(extent[1]) if _static(extent[1]) else B.reshape(B.cast(extent[1], "float32"), (-1, 1, 1))
     flat = B.reshape(xn, (n * h * w, c))
@@ -230,6 +289,8 @@ def warp(B: Any, x: Any, inverse: Any, size: tuple[int, int], extent: tuple[Any,
     if interpolation == "nearest":
         g, valid = tap(B.floor(v + 0.5), B.floor(u + 0.5))
         out = g if valid is None else B.where(B.reshape(valid, (n, oh, ow, 1)), g, fillv)
+        if inside is not None and valid is None:  # "nearest" / "reflect": far points read the fill too
+            out = B.where(B.reshape(inside, (n, oh, ow, 1)), out, fillv)
         return B.from_nhwc(out)
     u0, v0 = B.floor(u), B.floor(v)
     fu, fv = u - u0, v - v0
@@ -247,30 +308,34 @@ def warp(B: Any, x: Any, inverse: Any, size: tuple[int, int], extent: tuple[Any,
             out = t if out is None else out + t
     if cover is not None:
         out = out + B.reshape(1.0 - cover, (n, oh, ow, 1)) * fillv
+    elif inside is not None:  # "nearest" / "reflect": far points read the fill too
+        out = B.where(B.reshape(inside, (n, oh, ow, 1)), out, fillv)
     return B.from_nhwc(out)
 
 
 def resample_stage(plan: Any, B: Any, stage: Any, x: Any, params: Mapping[str, Any], ctx: Context) -> Any:
-    """A geometric stage that sets the size or reads images of different sizes: ``x`` (a
-    batch whose samples lie within ``(ctx.height, ctx.width)`` of its buffer) to a batch
-    of the stage's output size."""
+    """A geometric stage that sets the size, reads images of different sizes or holds a
+    projective or displacing op (``needs_warp``): ``x`` (a batch whose samples lie within
+    ``(ctx.height, ctx.width)`` of its buffer) to a batch of the stage's output size."""
     m, oh, ow = stage_map(plan, B, stage, params, ctx)
     if not (_static(oh) and _static(ow)):
         raise InputError(
             "the images have different sizes and still do after the geometric ops "
             f"{[type(lf.op).__name__ for lf in stage.leaves]}: end them with an op that fixes the size "
             "(CenterCrop(size), RandomResizedCrop(size) or Resize((height, width)))")
-    from .plan import affine_inverse
+    from .plan import affine_inverse, matrix_inverse
 
-    inverse = affine_inverse(B, m)
+    projective = any(getattr(lf.op, "projective", False) for lf in stage.leaves)
+    inverse = matrix_inverse(B, m) if projective else affine_inverse(B, m)
+    disp = stage_displacement(plan, B, stage, params, replace(ctx, height=oh, width=ow))
     interp = stage.interpolation or "bilinear"
     fill = tuple(float(v) for v in (stage.fill if stage.fill is not None else (0.0,)))
     mode = stage.fill_mode or "constant"
     extent = (ctx.height, ctx.width)
-    if all(getattr(lf.op, "axis_aligned", False) for lf in stage.leaves):
+    if disp is None and not projective and all(getattr(lf.op, "axis_aligned", False) for lf in stage.leaves):
         _, h, w, _ = B.image_dims(x)
         side = float(getattr(B, "max_image_side", 1024))  # sizes unknown when tracing: the backend's bound
         bound = footprint(stage, float(h) if _static(h) else side, float(w) if _static(w) else side)
         aa = stage.antialias if stage.antialias is not None else True
         return separable(B, x, inverse, (oh, ow), extent, bound, interp, aa, fill, mode)
-    return warp(B, x, inverse, (oh, ow), extent, interp, fill, mode)
+    return warp(B, x, inverse, (oh, ow), extent, interp, fill, mode, projective, disp)

@@ -198,6 +198,16 @@ class GeometricOp(Op):
     flips) let the stage resample separably, with ``antialias`` when it shrinks;
     ``footprint(h, w)`` bounds the source pixels per output pixel along y and x for an
     input of at most ``h`` x ``w`` (the number of filter taps is set from it).
+
+    A ``projective`` op's matrices may have a last row other than ``0 0 1`` (a homography:
+    Perspective); the stage then divides by the third coordinate and is one general warp
+    (``core/resample.py``). An op may also override ``displacement(B, params, ctx)``:
+    an ``(N, H, W, 2)`` float32 field ``(dx, dy)`` in pixels of the op's output
+    (ElasticTransform). The planner ends a geometric stage after such an op, so it is
+    always the last of its stage, and an output pixel ``p`` of the stage reads the input
+    at ``M^-1 (p + d(p))`` (``M`` the stage's composed matrix, the op's own included);
+    where the op's gate is off, ``d`` is 0. ``displacement`` is always the op's own method
+    (a registered op kernel replaces ``matrix`` only).
     """
 
     family = "geometric"
@@ -212,9 +222,17 @@ class GeometricOp(Op):
     sets_size: ClassVar[bool] = False
     #: True when every matrix is a per-axis scale and shift (no rotation or shear)
     axis_aligned: ClassVar[bool] = False
+    #: True when a matrix may be projective (last row not ``0 0 1``; see the class notes)
+    projective: ClassVar[bool] = False
 
     def matrix(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
         raise NotImplementedError
+
+    def displacement(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
+        """An ``(N, H, W, 2)`` float32 displacement ``(dx, dy)`` in pixels of the op's output,
+        added to each output pixel before the stage's inverse matrix (see the class notes);
+        None (this default) for none. An op that overrides it ends its stage."""
+        return None
 
     def output_size(self, M: Any, h: Any, w: Any) -> tuple[Any, Any]:
         """The output's (height, width) for an input of ``h`` x ``w`` (the same by default)."""
@@ -234,6 +252,12 @@ class GeometricOp(Op):
         size (Resize, CenterCrop, Pad) stays; a random one that sets the size overrides
         this with its documented rule (RandomResizedCrop: resize and centre-crop)."""
         return (self,) if self.sets_size and not self.draws() and self.p == 1.0 else ()
+
+
+def has_displacement(op: Any) -> bool:
+    """True for a geometric op that overrides ``GeometricOp.displacement`` (it ends its stage)."""
+    fn = getattr(type(op), "displacement", None)
+    return fn is not None and fn is not GeometricOp.displacement
 
 
 class ColorOp(Op):

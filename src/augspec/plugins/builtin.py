@@ -5,22 +5,31 @@ from __future__ import annotations
 from ..core.containers import OneOf, RandomApply
 from ..core.ops.color import Brightness, ColorJitter, Contrast, Hue, Saturation
 from ..core.ops.crop import CenterCrop, Pad, RandomCrop, RandomResizedCrop, Resize
+from ..core.ops.elastic import ElasticTransform
+from ..core.ops.erasing import RandomErasing
 from ..core.ops.feature import Dropout
+from ..core.ops.filter import GaussianBlur, Sharpness
 from ..core.ops.geometric import Affine, HorizontalFlip, VerticalFlip
 from ..core.ops.keras import ChannelShift, KerasAffine, KerasZCAWhitening
 from ..core.ops.label import LabelSmoothing
 from ..core.ops.mix import CutMix, MixUp
+from ..core.ops.perspective import Perspective
 from ..core.ops.pixel import GaussianNoise, Normalize, Rescale, Standardize, ZCAWhitening
+from ..core.ops.policy import AugMix, AutoAugment, RandAugment, TrivialAugmentWide
 from ..core.ops.region import CutOut
+from ..core.ops.tone import AutoContrast, Equalize, Grayscale, Invert, Posterize, Solarize, SolarizeAdd
 from ..core.registry import stage_kernel_name
 from .hookspecs import hookimpl
 
 BUILTIN_OPS = (
-    Affine, HorizontalFlip, VerticalFlip,
+    Affine, HorizontalFlip, VerticalFlip, Perspective, ElasticTransform,
     RandomResizedCrop, Resize, CenterCrop, RandomCrop, Pad,
     Brightness, Contrast, Saturation, Hue, ColorJitter,
     GaussianNoise, Rescale, Normalize, Standardize, ZCAWhitening,
     CutOut, MixUp, CutMix, LabelSmoothing, Dropout,
+    Invert, Grayscale, Solarize, SolarizeAdd, Posterize, Equalize, AutoContrast,
+    Sharpness, GaussianBlur, RandomErasing,
+    RandAugment, TrivialAugmentWide, AutoAugment, AugMix,
     OneOf, RandomApply,
     # the exact Keras ImageDataGenerator semantics used by augspec.compat
     KerasAffine, ChannelShift, KerasZCAWhitening,

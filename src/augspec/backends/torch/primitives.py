@@ -87,7 +87,10 @@ def _mode() -> bool:
 class TorchBackend(Backend):
     """Primitives on torch tensors. ``device``: where inputs are moved (None: stay put);
     ``jit``: False, True (``torch.compile(fullgraph=True)``), a mode string such as
-    ``"reduce-overhead"``, or a dict of ``torch.compile`` keyword arguments."""
+    ``"reduce-overhead"``, or a dict of ``torch.compile`` keyword arguments.
+    ``compact_gates``: on an eager CPU batch, run a gated op (a policy's branch) on the
+    samples it is gated on only (``compact``: reads the gate on the host, which costs
+    nothing there); False runs it on the batch and selects, as on a device."""
 
     name = "torch"
     array_module = "torch"
@@ -96,8 +99,12 @@ class TorchBackend(Backend):
     #: intermediates staying in the cache (a 256 x 224² batch is 154 MB per pass)
     chunk_bytes: int | None = 6 << 20
 
-    def __init__(self, layout: str = "NCHW", device: Any = None, jit: Any = False, **options: Any):
+    def __init__(self, layout: str = "NCHW", device: Any = None, jit: Any = False, compact_gates: bool = True,
+                 **options: Any):
         super().__init__(layout, **options)
+        if not isinstance(compact_gates, bool):
+            raise SpecError(f"torch backend: compact_gates must be True or False, got {compact_gates!r}")
+        self.compact_gates = compact_gates
         try:
             self.device = torch.device(device) if device is not None else None
         except (RuntimeError, TypeError) as e:
@@ -341,6 +348,27 @@ class TorchBackend(Backend):
     def take(self, x: Any, idx: Any) -> Any:
         return torch.index_select(x, 0, idx)
 
+    def compact(self, gate: Any) -> Any:
+        """The indices of the gated samples for an eager CPU batch (reading them costs no
+        device sync there); None on a device or while compiling (the planner then selects)."""
+        if not self.compact_gates or gate.device.type != "cpu" or torch.compiler.is_compiling():
+            return None
+        return torch.nonzero(gate.reshape(-1)).reshape(-1)
+
+    def put_rows(self, x: Any, idx: Any, rows: Any, inplace: bool = False) -> Any:
+        if inplace:
+            return x.index_copy_(0, idx, rows.to(x.dtype))
+        return x.index_copy(0, idx, rows.to(x.dtype))
+
+    def bincount(self, idx: Any, bins: int) -> Any:
+        """One ``scatter_add_`` of ones into ``R * bins`` int32 counters, the rows offset by
+        ``row * bins`` (``torch.bincount`` would read the maximum on the host: a sync)."""
+        r = idx.shape[0]
+        flat = (idx.to(torch.int64) + torch.arange(r, device=idx.device).reshape(-1, 1) * bins).reshape(-1)
+        counts = torch.zeros(r * bins, dtype=torch.int32, device=idx.device)
+        counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.int32))
+        return counts.reshape(r, bins).to(torch.float32)
+
     def take_along(self, x: Any, idx: Any, axis: str) -> Any:
         n, length = idx.shape
         dim = (1 if axis == "h" else 2) if self.layout == "NHWC" else (2 if axis == "h" else 3)
@@ -435,6 +463,12 @@ class TorchBackend(Backend):
 
     def channel_mean(self, x: Any) -> Any:
         return x.mean(dim=self._spatial_axes())
+
+    def channel_min(self, x: Any) -> Any:
+        return torch.amin(x, dim=self._spatial_axes())
+
+    def channel_max(self, x: Any) -> Any:
+        return torch.amax(x, dim=self._spatial_axes())
 
     def color_affine(self, x: Any, a: Any, t: Any, out: Any = None) -> Any:
         """``A x + t`` per pixel (``out``: an optional buffer shaped like ``x``).

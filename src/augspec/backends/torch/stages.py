@@ -24,7 +24,7 @@ import torch
 
 from ...core.executor import Flow, StageCall
 from ...core.plan import affine_inverse
-from ...core.resample import resample_stage, sets_size
+from ...core.resample import needs_warp, resample_stage, sets_size
 from .memory import TorchMemory
 from .warp import _is_identity, _resample
 
@@ -62,7 +62,7 @@ def _gated(call: StageCall, leaf: Any) -> Any:
 def geometric(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
     """One resampling at the composed inverse matrix (flips alone: a masked flip)."""
     plan, st, ctx, B, x = call.plan, call.stage, call.ctx, call.B, flow.x
-    if sets_size(st) or not isinstance(ctx.height, int):  # the core's resampling, at the flow's scale
+    if sets_size(st) or needs_warp(st) or not isinstance(ctx.height, int):  # the core's resampling, at the flow's scale
         fill = tuple(float(v) / flow.scale for v in (st.fill if st.fill is not None else (0.0,)))
         out = resample_stage(plan, B, replace_fill(st, fill), x, call.params, ctx)
         return Flow(out, flow.y, flow.scale, True, flow.finite)
@@ -78,15 +78,28 @@ def geometric(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
             mk = torch.where(g.reshape(-1, 1, 1), mk, eye)
         m = mk if m is None else torch.matmul(mk, m)
     inv = affine_inverse(B, m)
-    n, c, h, w = x.shape
     interp = st.interpolation or "bilinear"
     fill = tuple(float(v) / flow.scale for v in (st.fill if st.fill is not None else (0.0,)))  # x holds value / scale
+    gated = all(lf.gates for lf in st.leaves)
+    idx = plan.gated_rows(B, st, call.params) if gated else None
+    if idx is not None:  # an eager CPU batch: warp only the samples some gate is on for
+        if idx.numel() == 0:
+            return flow
+        sub = _warp(B, x.index_select(0, idx), inv.index_select(0, idx), interp, fill, st, mem, False)
+        if flow.owned and x.dtype == torch.float32 and mem.in_place_ok(call, x):  # scratch: the rows in place
+            return Flow(x.index_copy_(0, idx, sub), flow.y, flow.scale, True, flow.finite)
+        return Flow(x.to(torch.float32).index_copy(0, idx, sub), flow.y, flow.scale, True, flow.finite)
+    return Flow(_warp(B, x, inv, interp, fill, st, mem, gated), flow.y, flow.scale, True, flow.finite)
+
+
+def _warp(B: Any, x: Any, inv: Any, interp: str, fill: tuple, st: Any, mem: TorchMemory, gated: bool) -> Any:
+    n, c, h, w = x.shape
     grid = None if interp == "nearest" else mem.scratch("grid", (n, h, w, 2), x.device)
     out = _resample(B, x, inv, interp, fill, st.fill_mode or "constant", grid_out=grid)
-    if interp != "nearest" and all(lf.gates for lf in st.leaves):
+    if interp != "nearest" and gated:
         # gated off everywhere: the exact input, as in the reference
         torch.where(_is_identity(inv).reshape(-1, 1, 1, 1), x, out, out=out)
-    return Flow(out, flow.y, flow.scale, True, flow.finite)
+    return out
 
 
 @eager
