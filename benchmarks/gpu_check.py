@@ -3,7 +3,7 @@ no-sync check, and recipe R2 timed at batch 256 (uint8 in, float32 out):
 augspec eager, jit="cudagraph" and jit=True (torch.compile, in a child process
 with a time limit) against torchvision v2 (per image, and batch-shared) and
 timm Mixup, plus the memory-bandwidth floor (read uint8, write float32 once);
-then recipe R3 at batch 256 from a list of uint8 images of mixed sizes on the
+then recipes R3 and R4 (policies) at batch 256 from a list of uint8 images of mixed sizes on the
 device (agreement with NumPy, and augspec against torchvision v2 per image and
 kornia (per-image crops) + timm Mixup).
 
@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 import augspec as aug  # noqa: E402
-from augspec.recipes import IMAGENET_MEAN, IMAGENET_STD, R3_SIZES, r2, r3  # noqa: E402
+from augspec.recipes import IMAGENET_MEAN, IMAGENET_STD, R3_SIZES, r2, r3, r4  # noqa: E402
 
 K = 1000
 T0 = time.perf_counter()
@@ -422,6 +422,73 @@ def r3_timings(args: argparse.Namespace, dev: torch.device) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------- R4 (policies)
+def r4_timings(args: argparse.Namespace, dev: torch.device) -> list[str]:
+    """R4 (R3 with timm's RandAugment and pixel random erasing) at the batch size, against
+    kornia's RandAugment + timm Mixup; then RandAugment alone against each op it can draw
+    (on a device every gated op runs on the whole batch and selects: no host sync)."""
+    n = args.batch
+    xs, ys = ragged_inputs(n, dev)
+    rows: list[tuple[str, float | None, str]] = []
+
+    def add(label: str, make: Callable[[], Callable[[int], Any]], repeats: int | None = None) -> None:
+        try:
+            f = make()
+            f(0)
+            sync(dev)
+            rows.append((label, timeit(f, dev, repeats or args.repeats), ""))
+        except Exception as e:
+            rows.append((label, None, f"{type(e).__name__}: {str(e)[:100]}"))
+        print(f"  [{elapsed():.0f}s] R4 {label}: {rows[-1][1]}", file=sys.stderr, flush=True)
+
+    def augspec_r4():
+        run = r4(num_classes=K, seed=0).compile("torch", device=str(dev))
+        return lambda i: run(xs[i % 3], ys[i % 3])
+
+    def kornia_r4():
+        import kornia.augmentation as K_aug
+        from kornia.augmentation.auto import RandAugment as KRandAugment
+        from timm.data import Mixup
+
+        crop = K_aug.RandomResizedCrop((224, 224))
+        flip, ra = K_aug.RandomHorizontalFlip().to(dev), KRandAugment(n=2, m=9).to(dev)
+        post = K_aug.AugmentationSequential(
+            K_aug.Normalize(torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)), K_aug.RandomErasing(p=0.25)).to(dev)
+        m = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5, label_smoothing=0.1, num_classes=K, mode="elem")
+        return lambda i: m(post(ra(flip(torch.cat([crop(im[None].float() / 255) for im in xs[i % 3]])))), ys[i % 3])
+
+    add("augspec torch eager (list in)", augspec_r4)
+    add("kornia RandAugment (per-image crop) + timm Mixup", kornia_r4, repeats=max(3, args.repeats // 4))
+    x = torch.randint(0, 256, (n, 3, 224, 224), dtype=torch.uint8, device=dev)
+    singles = {}
+    from augspec.core.containers import Choice
+    from augspec.core.ops import policy as P
+
+    (layer,) = aug.RandAugment(num_ops=1).children
+    for name, (op,) in zip([k for k in P._TV_RAND if k != "Identity"], layer.branches):
+        singles[name] = Choice(((op,),), (1.0,))
+    for label, op in [("RandAugment(2, 9)", aug.RandAugment()),
+                      ("RandAugment timm rand-m9-mstd0.5-inc1", aug.from_timm("rand-m9-mstd0.5-inc1")),
+                      *[(f"  {k} alone", v) for k, v in singles.items()]]:
+        def make(op=op):
+            run = aug.Pipeline([op], seed=0).compile("torch", device=str(dev))
+            return lambda i: run(x)
+        add(label, make, repeats=max(3, args.repeats // 2))
+    base = rows[0][1]
+    lines = [f"### R4, batch {n}, mixed sizes -> 224x224, uint8 list in ({dev})", "",
+             "| pipeline | ms / batch | x augspec R4 | note |", "|---|---:|---:|---|"]
+    for label, ms, note in rows[:2]:
+        lines.append(f"| {label} | - | - | {note} |" if ms is None else
+                     f"| {label} | {ms:.3f} | {ms / base:.2f} | {note} |" if base else f"| {label} | {ms:.3f} | - | {note} |")
+    single_ms = [ms for label, ms, _ in rows[4:] if ms is not None]
+    worst = max(single_ms) if single_ms else None
+    lines += ["", f"RandAugment alone on {n} x 224 x 224 uint8 ({dev}): cost over its most expensive single op", "",
+              "| pipeline | ms / batch | x most expensive op |", "|---|---:|---:|"]
+    for label, ms, note in rows[2:]:
+        lines.append(f"| {label} | - | {note} |" if ms is None or not worst else f"| {label} | {ms:.3f} | {ms / worst:.2f} |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -453,11 +520,12 @@ def main() -> None:
     lines = timings(args, dev)
     print("\n".join(lines), flush=True)
     parts += lines + [""]
-    for section in (lambda: r3_agreement(dev), lambda: r3_timings(args, dev)):
+    for tag, section in (("R3", lambda: r3_agreement(dev)), ("R3", lambda: r3_timings(args, dev)),
+                         ("R4", lambda: r4_timings(args, dev))):
         try:
             lines = section()
         except Exception as e:
-            lines = [f"R3 section failed: {type(e).__name__}: {e}"]
+            lines = [f"{tag} section failed: {type(e).__name__}: {e}"]
         print("\n".join(lines) + "\n", flush=True)
         parts += lines + [""]
     print(f"\n(total {elapsed():.0f} s)")

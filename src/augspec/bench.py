@@ -1,4 +1,4 @@
-"""``augspec bench``: recipes R2, R1 and R3 of RECIPES.md, timed side by side on
+"""``augspec bench``: recipes R2, R1, R3 and R4 (``augspec.recipes``), timed side by side on
 every available augspec backend and every installed peer library, in one process.
 
 Method (RECIPES.md): random uint8 images, rotated among several input buffers;
@@ -17,7 +17,11 @@ R3 (``--recipe R3``) starts from images of mixed sizes (``recipes.R3_SIZES`` in 
 a list per batch, as a data loader hands them over): augspec packs each list and
 crops it to 224 x 224 in the same call; torchvision v2, albumentations and kornia
 crop image by image in a Python loop (kornia needs one size per batch), then
-stack, then MixUp / CutMix on the batch.
+stack, then MixUp / CutMix on the batch. R4 (``--recipe R4``) is R3 with timm's
+RandAugment (``rand-m9-mstd0.5-inc1``) and pixel-mode random erasing; its peers are timm's
+own ``create_transform`` (PIL, per image), torchvision v2 ``RandAugment`` per image,
+albumentations' nearest equivalent (``SomeOf`` two of its policy ops) and kornia's
+``RandAugment``, each followed by MixUp / CutMix.
 """
 
 from __future__ import annotations
@@ -436,6 +440,134 @@ def r3_kornia(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], siz
     return Case("R3", "kornia + timm", "per sample (crop: Python loop)", device, step, _torch_sync(device))
 
 
+# ------------------------------------------------------------------- R4
+
+
+def r4_augspec(backend: str, device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:
+    """R4 (``recipes.r4``: timm's recipe with RandAugment and pixel random erasing) as R3's row."""
+    from .demo import to_backend
+    from .recipes import r4
+
+    run, sync = _compile_for(r4(NUM_CLASSES, seed=0, size=size), backend, device)
+    bx = [_image_list(run, x) for x in xs]
+    by = [to_backend(run, y) for y in ys]
+    return Case("R4", f"augspec[{backend}]", "per sample", device,
+                lambda i: _call(run, bx[i % N_BUFFERS], by[i % N_BUFFERS]), sync, augspec=True)
+
+
+def r4_timm(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:
+    """timm's own training transform (``create_transform``: RRC, flip, rand-m9-mstd0.5-inc1,
+    normalize, random erasing 0.25 pixel mode) on PIL images, then timm's Mixup."""
+    if device != "cpu":
+        raise Skip("timm's transform runs on the CPU (PIL)")
+    try:
+        from PIL import Image
+        from timm.data import create_transform
+    except ImportError:
+        raise Skip("timm is not installed") from None
+    torch = _torch_device("cpu")
+    mix = _timm_mixup("cpu")
+    from .recipes import R4_AUTO_AUGMENT
+
+    t = create_transform(size, is_training=True, auto_augment=R4_AUTO_AUGMENT, re_prob=0.25, re_mode="pixel",
+                         interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    pil = [[Image.fromarray(im) for im in x] for x in xs]
+    ty = [torch.from_numpy(y) for y in ys]
+
+    def step(i: int) -> Any:
+        return mix(torch.stack([t(im) for im in pil[i % N_BUFFERS]]), ty[i % N_BUFFERS])
+
+    return Case("R4", "timm transform + timm Mixup", "per sample (Python loop)", "cpu", step, _no_sync)
+
+
+def r4_torchvision(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:
+    torch = _torch_device(device)
+    try:
+        from torchvision.transforms import v2
+    except ImportError:
+        raise Skip("torchvision is not installed") from None
+    fill = [round(255 * v) for v in IMAGENET_MEAN]
+    t = v2.Compose([
+        v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
+        v2.RandAugment(num_ops=2, magnitude=9, interpolation=v2.InterpolationMode.BILINEAR, fill=fill),
+        v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        v2.RandomErasing(p=0.25, value="random")])
+    mix = v2.RandomChoice([v2.MixUp(alpha=0.8, num_classes=NUM_CLASSES), v2.CutMix(alpha=1.0, num_classes=NUM_CLASSES)])
+    tx, ty = _torch_image_lists(torch, xs, ys, device)
+
+    def step(i: int) -> Any:
+        x = torch.stack([t(im) for im in tx[i % N_BUFFERS]])
+        x, y = mix(x, ty[i % N_BUFFERS])
+        return x, y * (1.0 - 0.1) + 0.1 / NUM_CLASSES
+
+    return Case("R4", "torchvision v2 RandAugment per image", "per sample (Python loop)", device, step,
+                _torch_sync(device))
+
+
+def r4_albumentations(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:
+    """albumentations' nearest equivalent: two of its ops per image (SomeOf) from the RandAugment
+    set it has (affine parts, posterize, solarize, equalize, autocontrast, sharpen, colour), then
+    timm's Mixup."""
+    if device != "cpu":
+        raise Skip("albumentations runs on the CPU")
+    try:
+        import albumentations as A
+    except ImportError:
+        raise Skip("albumentations is not installed") from None
+    torch = _torch_device("cpu")
+    mix = _timm_mixup("cpu")
+    if len(xs[0]) % 2:
+        raise Skip("timm's Mixup needs an even batch")
+    ops = [
+        A.Affine(rotate=(-30, 30), p=1.0), A.Affine(shear={"x": (-17, 17), "y": (0, 0)}, p=1.0),
+        A.Affine(shear={"x": (0, 0), "y": (-17, 17)}, p=1.0),
+        A.Affine(translate_percent={"x": (-0.45, 0.45), "y": (0, 0)}, p=1.0),
+        A.Affine(translate_percent={"x": (0, 0), "y": (-0.45, 0.45)}, p=1.0),
+        A.Posterize(num_bits=(4, 8), p=1.0), A.Solarize(threshold_range=(0.0, 1.0), p=1.0),
+        A.Equalize(p=1.0), A.AutoContrast(p=1.0), A.InvertImg(p=1.0), A.Sharpen(p=1.0),
+        A.ColorJitter(brightness=0.9, contrast=0.0, saturation=0.0, hue=0.0, p=1.0),
+        A.ColorJitter(brightness=0.0, contrast=0.9, saturation=0.0, hue=0.0, p=1.0),
+        A.ColorJitter(brightness=0.0, contrast=0.0, saturation=0.9, hue=0.0, p=1.0),
+    ]
+    t = A.Compose([
+        A.RandomResizedCrop(size=(size, size)), A.HorizontalFlip(p=0.5), A.SomeOf(ops, n=2, p=1.0),
+        A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        A.Erasing(p=0.25, fill="random")])
+    ty = [torch.from_numpy(y) for y in ys]
+
+    def step(i: int) -> Any:
+        x = np.stack([t(image=im)["image"] for im in xs[i % N_BUFFERS]])
+        return mix(torch.from_numpy(x).permute(0, 3, 1, 2), ty[i % N_BUFFERS])
+
+    return Case("R4", "albumentations SomeOf(2) + timm", "per sample (Python loop)", "cpu", step, _no_sync)
+
+
+def r4_kornia(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:
+    torch = _torch_device(device)
+    try:
+        import kornia.augmentation as K
+        from kornia.augmentation.auto import RandAugment as KRandAugment
+    except ImportError:
+        raise Skip("kornia (with kornia.augmentation.auto) is not installed") from None
+    mix = _timm_mixup(device)
+    if len(xs[0]) % 2:
+        raise Skip("timm's Mixup needs an even batch")
+    crop = K.RandomResizedCrop((size, size)).to(device)  # one size per call: image by image
+    flip = K.RandomHorizontalFlip().to(device)
+    ra = KRandAugment(n=2, m=9).to(device)
+    post = K.AugmentationSequential(
+        K.Normalize(mean=torch.tensor(IMAGENET_MEAN), std=torch.tensor(IMAGENET_STD)),
+        K.RandomErasing(p=0.25)).to(device)
+    tx, ty = _torch_image_lists(torch, xs, ys, device)
+
+    def step(i: int) -> Any:
+        x = torch.cat([crop(im[None].float() / 255.0) for im in tx[i % N_BUFFERS]])
+        return mix(post(ra(flip(x))), ty[i % N_BUFFERS])
+
+    return Case("R4", "kornia RandAugment + timm", "per sample (crop: Python loop)", device, step,
+                _torch_sync(device))
+
+
 # ------------------------------------------------------------------- R1
 
 
@@ -559,7 +691,7 @@ def build_cases(recipe: str, device: str, batch: int, size: int, backends: Seque
                 peers: bool = True) -> list[tuple[str, str, str, Callable[[], Case]]]:
     """(recipe, name, params, builder) for every row; builders raise Skip where a row cannot run."""
     rng = np.random.default_rng(0)
-    xs = images(batch, size, rng) if recipe != "R3" else []
+    xs = images(batch, size, rng) if recipe not in ("R3", "R4") else []
     out: list[tuple[str, str, str, Callable[[], Case]]] = []
     if recipe == "R2":
         ys = class_ids(batch, rng)
@@ -585,6 +717,21 @@ def build_cases(recipe: str, device: str, batch: int, size: int, backends: Seque
                  lambda: r3_torchvision(device, xl, ys, size)),
                 ("R3", "albumentations + timm", "per sample (Python loop)", lambda: r3_albumentations(device, xl, ys, size)),
                 ("R3", "kornia + timm", "per sample (crop: Python loop)", lambda: r3_kornia(device, xl, ys, size)),
+            ]
+    elif recipe == "R4":
+        xl = mixed_images(batch, rng)
+        ys = class_ids(batch, rng)
+        for b in backends:
+            out.append(("R4", f"augspec[{b}]", "per sample", lambda b=b: r4_augspec(b, device, xl, ys, size)))
+        if peers:
+            out += [
+                ("R4", "timm transform + timm Mixup", "per sample (Python loop)", lambda: r4_timm(device, xl, ys, size)),
+                ("R4", "torchvision v2 RandAugment per image", "per sample (Python loop)",
+                 lambda: r4_torchvision(device, xl, ys, size)),
+                ("R4", "albumentations SomeOf(2) + timm", "per sample (Python loop)",
+                 lambda: r4_albumentations(device, xl, ys, size)),
+                ("R4", "kornia RandAugment + timm", "per sample (crop: Python loop)",
+                 lambda: r4_kornia(device, xl, ys, size)),
             ]
     else:
         train = _r1_train(size)
@@ -732,7 +879,7 @@ def table(results: Sequence[Result], interleaved: bool = False) -> str:
         rows = [r for r in results if r.recipe == rec]
         best = min((r.ms for r in rows if r.augspec and r.ms is not None), default=None)
         first = rows[0]
-        if rec == "R3":
+        if rec in ("R3", "R4"):
             from .recipes import R3_SIZES
 
             inputs = (f"RGB uint8 of mixed sizes ({', '.join(f'{h}x{w}' for h, w in R3_SIZES)}) "
@@ -756,7 +903,7 @@ def table(results: Sequence[Result], interleaved: bool = False) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", default="R2,R1", help="recipes to run, comma separated: R1, R2, R3 (default R2,R1)")
+    p.add_argument("--recipe", default="R2,R1", help="recipes to run, comma separated: R1, R2, R3, R4 (default R2,R1)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where torch / TensorFlow rows run")
     p.add_argument("--batch", type=int, help="batch size (default: R2 and R3 64 on the CPU, 256 on cuda; R1 32)")
     p.add_argument("--size", type=int, help="image side (default: R2 224, R1 32; R3: the crop's side, 224)")
@@ -773,9 +920,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     recipes = [r.strip().upper() for r in args.recipe.split(",") if r.strip()]
-    bad = [r for r in recipes if r not in ("R1", "R2", "R3")]
+    bad = [r for r in recipes if r not in ("R1", "R2", "R3", "R4")]
     if bad or not recipes:
-        print(f"augspec: error: --recipe {args.recipe!r}: choose from R1, R2, R3", file=sys.stderr)
+        print(f"augspec: error: --recipe {args.recipe!r}: choose from R1, R2, R3, R4", file=sys.stderr)
         return 2
     for name in ("batch", "size", "repeats"):
         v = getattr(args, name)

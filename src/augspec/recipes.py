@@ -7,10 +7,12 @@ from typing import Any
 from .core.containers import OneOf
 from .core.ops.color import ColorJitter
 from .core.ops.crop import RandomResizedCrop
+from .core.ops.erasing import RandomErasing
 from .core.ops.geometric import Affine, HorizontalFlip
 from .core.ops.label import LabelSmoothing
 from .core.ops.mix import CutMix, MixUp
 from .core.ops.pixel import Normalize, Standardize
+from .core.ops.policy import from_timm
 from .core.ops.region import CutOut
 from .core.pipeline import Pipeline
 
@@ -47,6 +49,27 @@ def r3(num_classes: int = 1000, seed: int | None = 0, size: int = 224) -> Pipeli
         ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
         Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
         CutOut(holes=1, size=(0.14, 0.57), p=0.25),
+        OneOf([MixUp(alpha=0.8), CutMix(alpha=1.0)]),
+        LabelSmoothing(0.1),
+    ], num_classes=num_classes, seed=seed)
+
+
+#: R4's RandAugment: timm's default ImageNet policy string
+R4_AUTO_AUGMENT = "rand-m9-mstd0.5-inc1"
+
+
+def r4(num_classes: int = 1000, seed: int | None = 0, size: int = 224) -> Pipeline:
+    """R4, timm's full ImageNet training recipe from images of mixed sizes: R3 with
+    ``RandAugment`` (timm's ``rand-m9-mstd0.5-inc1``: two ops per image, magnitude 9 with std
+    0.5, the increasing variants, each op with p = 0.5, fill the ImageNet mean) after the flip,
+    and ``RandomErasing(p=0.25, mode="pixel")`` after Normalize in place of CutOut. As in timm's
+    ``create_transform``, the colour jitter is off when a RandAugment policy is set."""
+    return Pipeline([
+        RandomResizedCrop(size),
+        HorizontalFlip(p=0.5),
+        from_timm(R4_AUTO_AUGMENT),
+        Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        RandomErasing(p=0.25, mode="pixel"),
         OneOf([MixUp(alpha=0.8), CutMix(alpha=1.0)]),
         LabelSmoothing(0.1),
     ], num_classes=num_classes, seed=seed)
