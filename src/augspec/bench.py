@@ -467,8 +467,19 @@ def r4_timm(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size:
         raise Skip("timm is not installed") from None
     torch = _torch_device("cpu")
     mix = _timm_mixup("cpu")
+    import timm.data.auto_augment as taa
+
     from .recipes import R4_AUTO_AUGMENT
 
+    if not getattr(taa.posterize, "_bits_clamped", False):  # timm's inc1 can ask for 0 bits, which Pillow >= 9 refuses
+        original = taa.posterize
+
+        def posterize(img: Any, bits_to_keep: int, **kw: Any) -> Any:
+            return original(img, max(1, bits_to_keep), **kw)
+
+        posterize._bits_clamped = True  # type: ignore[attr-defined]
+        taa.posterize = posterize
+        taa.NAME_TO_OP = {k: (posterize if v is original else v) for k, v in taa.NAME_TO_OP.items()}
     t = create_transform(size, is_training=True, auto_augment=R4_AUTO_AUGMENT, re_prob=0.25, re_mode="pixel",
                          interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD)
     pil = [[Image.fromarray(im) for im in x] for x in xs]

@@ -25,8 +25,11 @@ with a constant outside [0, 1]) the op is not ``bounded``: nothing clamps its ou
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from ..errors import SpecError, SpecTypeError
 from ..random import C, Distribution, Normal, Uniform
@@ -43,28 +46,29 @@ MAX_COUNT = 64
 MODES = ("const", "rand", "pixel")
 
 
-#: the draw slots of the pixel noise's two uniforms (any constants apart from the sampler's)
-_NOISE_SLOTS = (0x6E6F6973, 0x65706978)
-
-
 def pixel_noise(B: Any, noise_key: Any, ctx: Context) -> Any:
     """(N, H, W, C) N(0, 1) noise, each sample's from its own key: ``noise_key`` (N,) uniform
-    draws whose 24 bits key the counter hash (``core/random.py``) over the sample's pixels, two
-    uniforms per value (Box-Muller). Drawn here, from the op's params, rather than by the
-    sampler: a backend that runs a gated op on its gated samples only (``B.compact``) then
-    hashes only the images erased (p = 0.25 in timm's recipe), and a device hashes them all,
-    without a host sync. The same values on every backend, to an ulp of ``log`` and ``cos``."""
-    from ..random import _box_muller, bits_to_uniform, counter_words, random_bits
+    draws whose 24 bits key a counter hash over the sample's values. Each 32-bit word
+    (``lowbias32`` twice, keyed, of the value pair's index) gives two 16-bit uniforms and so,
+    by Box-Muller's cosine and sine, two normals (resolution 2**-16: |z| < 4.72). Drawn here,
+    from the op's params, rather than by the sampler: a backend that runs a gated op on its
+    gated samples only (``B.compact``) hashes only the images erased (p = 0.25 in timm's
+    recipe), and a device hashes them all without a host sync. The same words on every
+    backend; the normals to an ulp of ``log``, ``cos`` and ``sin``."""
+    from ..random import _mix32
 
-    cnt = int(ctx.height) * int(ctx.width) * ctx.channels
+    h, w, c = int(ctx.height), int(ctx.width), ctx.channels
+    pairs = (h * w * c + 1) // 2
     k0 = B.reshape(B.cast(B.floor(noise_key * float(1 << 24)), "uint32"), (-1, 1))
-    k1 = B.asarray(0x5EED, "uint32")
-    u = []
-    for slot in _NOISE_SLOTS:
-        words = B.asarray(counter_words(slot, 0, cnt), "uint32")
-        u.append(bits_to_uniform(B, random_bits(B, (B.reshape(words[0], (1, -1)), words[1, 0]), (k0, k1))))
-    z = _box_muller(B, u[0], u[1])
-    return B.reshape(z, (-1, int(ctx.height), int(ctx.width), ctx.channels))
+    idx = B.reshape(B.asarray(np.arange(pairs, dtype=np.uint32), "uint32"), (1, -1))
+    x = _mix32(B, B.bitxor(idx, k0))
+    x = _mix32(B, B.bitxor(x, 0x9E3779B9))
+    u1 = B.cast(B.shr(x, 16), "float32") * (1.0 / 65536.0)
+    u2 = B.cast(B.shr(B.mul32(x, 1 << 16), 16), "float32") * (1.0 / 65536.0)  # the low 16 bits
+    r = B.sqrt(-2.0 * B.log(1.0 - u1))
+    a = (2.0 * math.pi) * u2
+    z = B.concat([r * B.cos(a), r * B.sin(a)], axis=1)[:, : h * w * c]
+    return B.reshape(z, (-1, h, w, c))
 
 
 def _count(value: Any) -> tuple[int, int]:
