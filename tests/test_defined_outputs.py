@@ -50,6 +50,34 @@ def test_a_bad_value_reaches_only_the_pixels_that_take_it(backend, ops, bad):
     assert (bad_out[..., :1] <= (took > 0)).all(), "a bad value reached a pixel that takes nothing from it"
 
 
+ALL = [b.name for b in aug.list_backends() if b.available]
+# colour maps whose channels read only themselves (brightness; a gated-off op; grayscale reads
+# all three, saturation too: an inf there legitimately spreads to the channels that read it)
+OWN_CHANNEL = [[aug.Brightness(0.4)], [aug.Saturation(0.4, p=0.0001), aug.Brightness(0.3)],
+               [aug.Invert(), aug.Brightness(0.2, p=0.5)]]
+
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("ops", OWN_CHANNEL, ids=["brightness", "gated_off_saturation", "invert"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_bad_channel_stays_in_its_channel_through_a_colour_map(backend, ops, bad):
+    """A colour map's coefficient of exactly 0 takes nothing: 0 * inf is not NaN there."""
+    x = np.random.default_rng(0).random((4, 6, 7, 3)).astype(np.float32)
+    x[1, :, :, 0] = bad
+    run = aug.Pipeline(ops, seed=0).compile(backend)
+    got = run(_to(backend, x))
+    out = got.numpy().transpose(0, 2, 3, 1) if backend == "torch" else np.asarray(got)
+    assert np.isfinite(out[:, :, :, 1:]).all(), "a bad value crossed into another channel"
+    assert np.isfinite(out[[0, 2, 3]]).all()
+
+
+def test_a_mixing_colour_map_spreads_to_the_channels_that_read_it():
+    x = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
+    x[0, :, :, 0] = np.inf
+    out = aug.Pipeline([aug.Grayscale()]).compile("numpy")(x)
+    assert (out[0] == 1.0).all() and (out[1] < 1.0).any()  # every channel read the inf (clamped to 1)
+
+
 @pytest.mark.parametrize("eps", [0.0, 1e-6])
 def test_a_constant_image_standardises_to_zero(eps):
     x = np.full((2, 4, 4, 3), 0.5, np.float32)

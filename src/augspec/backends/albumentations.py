@@ -308,6 +308,11 @@ class _Color(_StageBase):
 
     def __call__(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context) -> np.ndarray:
         a, t = self.affine(img, params, ctx)
+        if img.dtype != np.uint8 and not np.isfinite(img).all():  # NaN / inf: the core's rule (color_map)
+            from ..core.ops.color import color_map
+
+            out = np.asarray(color_map(self.B, img[None].astype(np.float32), a[None], t[None], False))[0]
+            return np.clip(out, 0.0, 1.0) if self.st.clamp else out
         scale = 255.0 if img.dtype == np.uint8 else 1.0
         c = img.shape[2]
         if c <= 4:

@@ -135,7 +135,7 @@ class Executor:
                 if flow.scale != 1.0:
                     flow = Flow(flow.x * flow.scale, flow.y, 1.0, True, flow.finite)
                 generic = getattr(plan, "_" + st.kind)
-                if st.kind == "mix":  # a blend of finite values needs no select
+                if st.kind in ("mix", "color"):  # finite values need no select (a blend, a colour map)
                     got = generic(B, st, flow.x, flow.y, params, ctx, fuse, finite=flow.finite)
                 elif st.kind in ("pixel", "geometric"):  # they may write the rows they change in place
                     # (never the stage that writes the result: a backend's scratch is not returned)

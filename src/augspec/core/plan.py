@@ -339,14 +339,17 @@ class Plan:
             return B.put_rows(x, idx, rows, inplace=owned), y, True
         return _warp_affine(B, x, inverse, st, fill, mode), y
 
-    def _color(self, B, st, x, y, params, ctx, fuse):
+    def _color(self, B, st, x, y, params, ctx, fuse, finite=False):
+        """The stage's composed colour map (op by op where not ``fuse``); ``finite``: ``x`` holds
+        no NaN or inf, else a channel takes nothing from one whose coefficient is 0 (``color_map``)."""
+        from .ops.color import apply_to_vector, color_map, compose
+
         if not fuse:
             for lf in st.leaves:
                 a, t = self.call(lf, "affine", B, lf.params(params), B.channel_mean(x), ctx)
                 a, t = _gate_affine(B, self.gate(lf, params), a, t, ctx)
-                x = B.color_affine(x, a, t)
+                x = color_map(B, x, a, t, finite)
             return x, y
-        from .ops.color import apply_to_vector, compose
 
         needs_mean = any(lf.op.needs_mean for lf in st.leaves)  # type: ignore[attr-defined]
         mean0 = B.channel_mean(x) if needs_mean else B.zeros((ctx.n, ctx.channels), "float32")
@@ -356,7 +359,7 @@ class Plan:
             a, t = self.call(lf, "affine", B, lf.params(params), mean, ctx)
             a, t = _gate_affine(B, self.gate(lf, params), a, t, ctx)
             acc = (a, t) if acc is None else compose(B, (a, t), acc)
-        return B.color_affine(x, acc[0], acc[1]), y
+        return color_map(B, x, acc[0], acc[1], finite), y
 
     def _pixel(self, B, st, x, y, params, ctx, fuse, owned=False):
         """The op where its gate is on; the stage's clamp applies to what the op produced

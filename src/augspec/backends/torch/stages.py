@@ -104,8 +104,9 @@ def _warp(B: Any, x: Any, inv: Any, interp: str, fill: tuple, st: Any, mem: Torc
 
 @eager
 def color(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
-    """The composed colour map ``A x + t`` in one pass, with the scale folded into ``A``."""
-    if not call.fuse:
+    """The composed colour map ``A x + t`` in one pass, with the scale folded into ``A``
+    (images that may hold NaN or inf: the generic stage, ``color_map``)."""
+    if not call.fuse or not flow.finite:
         return None
     from ...core.ops.color import apply_to_vector, compose
 

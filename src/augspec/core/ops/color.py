@@ -85,6 +85,25 @@ def apply_to_vector(B: Any, a: Any, v: Any) -> Any:
     return B.sum(a * B.reshape(v, (-1, 1, B.shape(v)[-1])), axis=-1)
 
 
+def color_map(B: Any, x: Any, a: Any, t: Any, finite: bool = True) -> Any:
+    """``A x + t`` per pixel (``B.color_affine``), where a channel takes nothing from a channel
+    whose coefficient is exactly 0: a NaN or inf in one channel stays out of the channels that
+    do not read it (``0 * inf`` is NaN; a gated-off sample's identity map keeps it exactly). The
+    finite part is one ``color_affine``; each non-finite value is added where its coefficient
+    is not 0. ``finite``: ``x`` holds no NaN or inf (integer input): the plain map."""
+    if finite:
+        return B.color_affine(x, a, t)
+    ok = (x * 0.0) == 0.0  # False for NaN and +-inf
+    out = B.split_channels(B.color_affine(B.where(ok, x, 0.0), a, t))
+    bad = B.split_channels(B.where(ok, 0.0, x))
+    c = len(out)
+    for i in range(c):
+        for k in range(c):
+            coef = B.per_sample(a[:, i, k])
+            out[i] = out[i] + B.where(coef == 0.0, 0.0, coef * bad[k])
+    return B.merge_channels(out)
+
+
 def hsv_hue_shift(B: Any, x: Any, h: Any) -> Any:
     hsv = B.rgb_to_hsv(B.clip(x, 0.0, 1.0))
     hue, sat, val = B.split_channels(hsv)
