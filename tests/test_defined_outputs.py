@@ -156,3 +156,18 @@ def test_a_refit_pipeline_does_not_change_a_compiled_run():
 def test_zca_compares_its_matrix():
     assert aug.ZCAWhitening(matrix=np.eye(3)) != aug.ZCAWhitening(matrix=2 * np.eye(3))
     assert aug.ZCAWhitening(matrix=np.eye(3)) == aug.ZCAWhitening(matrix=np.eye(3))
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_whole_pixel_shifts_are_exact_as_the_readme_says(backend):
+    """README: flips are exact, and whole-pixel shifts too except torch's bilinear warp
+    (grid_sample on a normalised grid), which is within 1e-5."""
+    x = np.random.default_rng(0).random((3, 40, 50, 3)).astype(np.float32)
+    run = aug.Pipeline([aug.Affine(translate=(0.1, 0.1)), aug.HorizontalFlip(p=1.0)], seed=0).compile(backend)
+    got = run(_to(backend, x))
+    out = got.numpy().transpose(0, 2, 3, 1) if backend == "torch" else np.asarray(got)
+    want = np.zeros_like(x)
+    want[:, 4:, 5:] = x[:, :-4, :-5]  # 0.1 of 40 rows and of 50 columns
+    want = want[:, :, ::-1]
+    d = np.abs(out - want)[:, 4:, :-5].max()
+    assert d <= (1e-5 if backend == "torch" else 0.0), d
