@@ -394,8 +394,11 @@ def test_displacement_ends_the_stage():
     assert stages(e, aug.Affine(rotate=5)) == [["ElasticTransform"], ["Affine"]]
     assert stages(aug.Affine(rotate=5), aug.HorizontalFlip(), e) == [["Affine", "HorizontalFlip", "ElasticTransform"]]
     assert stages(e, e) == [["ElasticTransform"], ["ElasticTransform"]]
-    assert stages(aug.RandomResizedCrop(8), aug.Perspective(), e, aug.VerticalFlip()) == [
+    assert stages(aug.RandomResizedCrop(8), aug.Perspective(p=1.0), e, aug.VerticalFlip()) == [
         ["RandomResizedCrop", "Perspective", "ElasticTransform"], ["VerticalFlip"]]
+    # a gated warp keeps out of a stage that sets the size (the crop keeps its separable resize)
+    assert stages(aug.RandomResizedCrop(8), aug.Perspective(p=0.5), e) == [
+        ["RandomResizedCrop"], ["Perspective", "ElasticTransform"]]
 
 
 def test_elastic_after_a_crop_uses_the_crop_size():
