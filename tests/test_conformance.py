@@ -47,6 +47,8 @@ TRACED_SKIP = () if _FULL else ("sizes",)
 #: and the R3-like case with mixing (images of different sizes through every stage kind)
 TRACED_SKIP += () if _FULL else ("resize_short_side", "resize_plain", "resize_nearest", "center_crop",
                                  "random_crop_fill", "random_crop_edge", "pad", "random_resized_crop")
+#: of the policies CI traces RandAugment (its layers, Given and Magnitude draws, every op it draws)
+TRACED_SKIP += () if _FULL else ("trivial_augment_wide", "auto_augment", "augmix")
 
 
 def _batch_ops():
