@@ -106,8 +106,12 @@ def _warp(B: Any, x: Any, inv: Any, interp: str, fill: tuple, st: Any, mem: Torc
 def color(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
     """The composed colour map ``A x + t`` in one pass, with the scale folded into ``A``
     (images that may hold NaN or inf: the generic stage, ``color_map``)."""
-    if not call.fuse or not flow.finite:
+    if not call.fuse:
         return None
+    if not flow.finite:  # NaN or inf present (seen on the host where that is free: B.compact): the generic stage
+        some = call.B.compact(~torch.isfinite(flow.x).reshape(flow.x.shape[0], -1).all(1))
+        if some is None or some.numel():
+            return None
     from ...core.ops.color import apply_to_vector, compose
 
     plan, st, ctx, B, x, scale = call.plan, call.stage, call.ctx, call.B, flow.x, flow.scale
