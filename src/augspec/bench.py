@@ -398,7 +398,6 @@ def r3_albumentations(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarr
         import albumentations as A
     except ImportError:
         raise Skip("albumentations is not installed") from None
-    torch = _torch_device("cpu")
     mix = _timm_mixup("cpu")
     if len(xs[0]) % 2:
         raise Skip("timm's Mixup needs an even batch")
@@ -408,13 +407,20 @@ def r3_albumentations(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarr
         A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
         A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(0.14, 0.57), hole_width_range=(0.14, 0.57),
                         fill=0, p=0.25)])
+    return _albumentations_case("R3", "albumentations + timm", t, mix, xs, ys)
+
+
+def _albumentations_case(recipe: str, name: str, t: Any, mix: Any, xs: list[list[np.ndarray]],
+                         ys: list[np.ndarray]) -> Case:
+    """An albumentations pipeline ``t`` image by image, stacked, then timm's ``mix`` on the batch."""
+    torch = _torch_device("cpu")
     ty = [torch.from_numpy(y) for y in ys]
 
     def step(i: int) -> Any:
         x = np.stack([t(image=im)["image"] for im in xs[i % N_BUFFERS]])
         return mix(torch.from_numpy(x).permute(0, 3, 1, 2), ty[i % N_BUFFERS])
 
-    return Case("R3", "albumentations + timm", "per sample (Python loop)", "cpu", step, _no_sync)
+    return Case(recipe, name, "per sample (Python loop)", "cpu", step, _no_sync)
 
 
 def r3_kornia(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:
@@ -525,7 +531,6 @@ def r4_albumentations(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarr
         import albumentations as A
     except ImportError:
         raise Skip("albumentations is not installed") from None
-    torch = _torch_device("cpu")
     mix = _timm_mixup("cpu")
     if len(xs[0]) % 2:
         raise Skip("timm's Mixup needs an even batch")
@@ -544,13 +549,7 @@ def r4_albumentations(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarr
         A.RandomResizedCrop(size=(size, size)), A.HorizontalFlip(p=0.5), A.SomeOf(ops, n=2, p=1.0),
         A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
         A.Erasing(p=0.25, fill="random")])
-    ty = [torch.from_numpy(y) for y in ys]
-
-    def step(i: int) -> Any:
-        x = np.stack([t(image=im)["image"] for im in xs[i % N_BUFFERS]])
-        return mix(torch.from_numpy(x).permute(0, 3, 1, 2), ty[i % N_BUFFERS])
-
-    return Case("R4", "albumentations SomeOf(2) + timm", "per sample (Python loop)", "cpu", step, _no_sync)
+    return _albumentations_case("R4", "albumentations SomeOf(2) + timm", t, mix, xs, ys)
 
 
 def r4_kornia(device: str, xs: list[list[np.ndarray]], ys: list[np.ndarray], size: int) -> Case:

@@ -70,21 +70,23 @@ def flatten(ops: Sequence[Op]) -> tuple[list[Leaf], list[DrawSpec]]:
     def add_draw(key: str, dist: Any) -> None:
         draws.append(DrawSpec(key, dist, len(draws)))
 
+    def applied(path: str, gates: tuple[Gate, ...], p: float) -> tuple[Gate, ...]:
+        """``gates`` and, for ``p < 1``, the Bernoulli ``"<path>/apply"`` drawn for it."""
+        if p >= 1.0:
+            return gates
+        add_draw(f"{path}/apply", Bernoulli(p=p))
+        return gates + (Gate(f"{path}/apply"),)
+
     def visit(op: Op, path: str, gates: tuple[Gate, ...], group: str | None) -> None:
         if isinstance(op, Given):  # the op itself, with some draws given (a policy's candidate)
-            inner, own = op.op, gates
-            if op.p * inner.p < 1.0:
-                add_draw(f"{path}/apply", Bernoulli(p=op.p * inner.p))
-                own = own + (Gate(f"{path}/apply"),)
+            inner = op.op
+            own = applied(path, gates, op.p * inner.p)
             for name, dist in op.leaf_draws().items():
                 add_draw(f"{path}/{name}", dist)
             leaves.append(Leaf(inner, path, own, group))
             return
         if isinstance(op, Choice):  # a policy's layer: branch k where choice == k, step by step
-            own = gates
-            if op.p < 1.0:
-                add_draw(f"{path}/apply", Bernoulli(p=op.p))
-                own = own + (Gate(f"{path}/apply"),)
+            own = applied(path, gates, op.p)
             for name, dist in op.draws().items():
                 add_draw(f"{path}/{name}", dist)
             for j in range(max(len(b) for b in op.branches)):
@@ -94,13 +96,10 @@ def flatten(ops: Sequence[Op]) -> tuple[list[Leaf], list[DrawSpec]]:
                     visit(child, f"{path}.{k}.{j}", own + (Gate(f"{path}/choice", k),), path)
             return
         if op.family == "container":
-            own = gates
-            if getattr(op, "p", 1.0) < 1.0:
-                add_draw(f"{path}/apply", Bernoulli(p=op.p))
-                own = own + (Gate(f"{path}/apply"),)
+            own = applied(path, gates, getattr(op, "p", 1.0))
             kids = op.children  # type: ignore[attr-defined]
             choice = op.draws()
-            if "choice" in choice:  # OneOf, a policy's layer: child k where choice == k
+            if "choice" in choice:  # OneOf: child k where choice == k
                 for name, dist in choice.items():
                     add_draw(f"{path}/{name}", dist)
                 for k, child in enumerate(kids):
@@ -109,10 +108,7 @@ def flatten(ops: Sequence[Op]) -> tuple[list[Leaf], list[DrawSpec]]:
                 for k, child in enumerate(kids):
                     visit(child, f"{path}.{k}", own, group)
             return
-        own = gates
-        if op.p < 1.0:
-            add_draw(f"{path}/apply", Bernoulli(p=op.p))
-            own = own + (Gate(f"{path}/apply"),)
+        own = applied(path, gates, op.p)
         for name, dist in op.draws().items():
             add_draw(f"{path}/{name}", dist)
         leaves.append(Leaf(op, path, own, group))
