@@ -150,7 +150,14 @@ def test_no_core_file_imports_plugins_or_backends():
     assert not bad, "the core imports the plugin layer or a backend:\n" + "\n".join(sorted(set(bad)))
 
 
-BUILTIN_OP_CLASS = re.compile(r"\b(CutMix|MixUp|CutOut|Normalize|Rescale|ColorJitter|Affine)\b")
+def _builtin_op_class():
+    from augspec.plugins.builtin import BUILTIN_OPS
+
+    return re.compile(r"\b(" + "|".join(sorted(c.__name__ for c in BUILTIN_OPS)) + r")\b")
+
+
+#: every built-in op's class name as a word
+BUILTIN_OP_CLASS = _builtin_op_class()
 
 
 def test_backends_name_no_builtin_op_class():

@@ -12,7 +12,7 @@ Importing augspec imports no framework; a backend imports its own on compile.
 
 from __future__ import annotations
 
-from . import compat
+from . import compat, synthetic
 from .core.containers import OneOf, RandomApply
 from .core.errors import (
     AugspecError,
@@ -42,10 +42,19 @@ from .core.ops.perspective import Perspective
 from .core.ops.pixel import GaussianNoise, Normalize, Rescale, Standardize, ZCAWhitening
 from .core.ops.policy import AugMix, AutoAugment, RandAugment, TrivialAugmentWide, from_timm
 from .core.ops.region import CutOut
+from .core.ops.synthetic import Synthetic
 from .core.ops.tone import AutoContrast, Equalize, Grayscale, Invert, Posterize, Solarize, SolarizeAdd
 from .core.pipeline import Pipeline
 from .core.random import Bernoulli, Beta, Categorical, Normal, Permutation, Uniform, derive_key
-from .core.registry import list_backends, list_ops, plugin_errors, register, register_kernel
+from .core.registry import (
+    list_backends,
+    list_generators,
+    list_ops,
+    plugin_errors,
+    register,
+    register_generator,
+    register_kernel,
+)
 from .core.run import Run
 from .core.serialize import from_dict, from_json, from_yaml, to_dict, to_json, to_yaml
 from .core.spec import (
@@ -58,8 +67,10 @@ from .core.spec import (
     Op,
     PixelOp,
     RegionOp,
+    SyntheticOp,
     spec,
 )
+from .core.synthetic import Generator, keyed_uniforms, keyed_words
 
 try:  # the plugin layer installs the loader that fills the core's registry
     from .plugins import manager as _plugin_layer  # noqa: F401
@@ -80,14 +91,16 @@ __all__ = [
     "Invert", "Grayscale", "Solarize", "SolarizeAdd", "Posterize", "Equalize", "AutoContrast",
     "Sharpness", "GaussianBlur", "RandomErasing",
     "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "from_timm",
+    "Synthetic", "Generator", "register_generator", "list_generators", "keyed_uniforms", "keyed_words",
     "KerasAffine", "ChannelShift", "KerasZCAWhitening",
     "Pipeline", "OneOf", "RandomApply", "Run",
-    "Op", "GeometricOp", "ColorOp", "PixelOp", "RegionOp", "MixOp", "LabelOp", "FeatureOp", "Context", "spec",
+    "Op", "GeometricOp", "ColorOp", "PixelOp", "RegionOp", "MixOp", "LabelOp", "FeatureOp", "SyntheticOp", "Context",
+    "spec",
     "Uniform", "Bernoulli", "Beta", "Normal", "Categorical", "Permutation", "derive_key",
     "to_dict", "from_dict", "to_json", "from_json", "to_yaml", "from_yaml",
     "register", "register_kernel", "hookimpl", "list_ops", "list_backends", "plugin_errors", "PluginWarning",
     "AugspecError", "SpecError", "SpecTypeError", "InputError", "InputRangeWarning", "InputTypeError", "RegistryError",
     "DuplicateNameError", "BackendUnavailableError", "ConfigError", "ConfigTypeError",
-    "TTA", "TTATransform", "compat",
+    "TTA", "TTATransform", "compat", "synthetic",
     "__version__",
 ]

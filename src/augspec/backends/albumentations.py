@@ -451,16 +451,22 @@ class AlbumentationsRun(Run):
 
     def __init__(self, pipeline: Any, backend: AlbumentationsBackend, *, kernels: Mapping[str, Any] | None = None,
                  fuse: bool = True, epoch: int = 0, rank: int | None = None, worker: int | None = None):
-        prefix, suffix = split_pipeline(pipeline.ops)
+        # the ops of the synthetic family run first, on the whole batch (the planner's rule), then the per-image stages
+        # (kept in their places, so the draws are the other backends')
+        ops = tuple(pipeline.ops)
+        others = [i for i, op in enumerate(ops) if op.family != "synthetic"]
+        prefix, suffix = split_pipeline([ops[i] for i in others])
         if suffix:
             _defer_batch_ops(suffix, getattr(backend, "defer_batch_ops", None))
         self.full_pipeline = pipeline
-        per_sample = Pipeline(list(prefix), num_classes=pipeline.num_classes, seed=pipeline.seed)
+        keep = set(others[: len(prefix)]) | {i for i, op in enumerate(ops) if op.family == "synthetic"}
+        per_sample = Pipeline([ops[i] for i in sorted(keep)], num_classes=pipeline.num_classes, seed=pipeline.seed)
         super().__init__(per_sample, backend, kernels=kernels, fuse=fuse, epoch=epoch, rank=rank, worker=worker)
         self.batch_ops: tuple[Op, ...] = suffix
         self._batch_runs: dict[tuple[str, str], Any] = {}
         self.batch_step = 0
-        self._stages = [self._compile_stage(st) for st in self.plan.stages]
+        self._sources = [st for st in self.plan.stages if st.kind == "synthetic"]
+        self._stages = [self._compile_stage(st) for st in self.plan.stages if st.kind != "synthetic"]
         small, big = [], []
         for d in self.plan.sampler.draws:
             (big if any(isinstance(s, str) for s in d.dist.shape) else small).append(d)
@@ -560,6 +566,8 @@ class AlbumentationsRun(Run):
         h, w = (int(sizes[0, 0]), int(sizes[0, 1])) if sizes is not None else (bctx.height, bctx.width)
         end = plan.stage_contexts(self.backend, Context(1, h, w, c))[-1]  # the output size (fixed, checked)
         oh, ow = end.height, end.width
+        if self._sources:  # the synthetic stages, on the batch, in the input's dtype
+            xb, y = self._synthetic(plan, xb, y, params, bctx, dtype)
         out = np.empty((n, oh, ow, c), dtype=out_dtype)
         for i in range(n):  # a per-image backend: one image at a time, as in a data-loader worker
             img = xb[i]
@@ -572,6 +580,17 @@ class AlbumentationsRun(Run):
         if labels is None:
             return xo
         return xo, (y[0] if single else y)
+
+    def _synthetic(self, plan: Plan, xb: np.ndarray, y: Any, params: Mapping[str, Any], ctx: Context,
+                   dtype: str) -> tuple[np.ndarray, Any]:
+        """The synthetic stages on the whole batch (the generic stage, on NumPy arrays), the
+        result back in the input's dtype (uint8 rounded half up: real uint8 pixels round-trip)."""
+        x = xb.astype(np.float32) * np.float32(1.0 / 255.0) if dtype == "uint8" else xb.astype(np.float32)
+        for st in self._sources:
+            x, y = plan._synthetic(self.backend, st, x, y, params, ctx, self.fuse)[:2]
+        if dtype == "uint8":
+            return np.floor(np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), y
+        return x.astype(xb.dtype, copy=False), y
 
     def _one(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context, dtype: str, out_dtype: str) -> np.ndarray:
         src = img

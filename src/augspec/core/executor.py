@@ -137,7 +137,7 @@ class Executor:
                 generic = getattr(plan, "_" + st.kind)
                 if st.kind in ("mix", "color"):  # finite values need no select (a blend, a colour map)
                     got = generic(B, st, flow.x, flow.y, params, ctx, fuse, finite=flow.finite)
-                elif st.kind in ("pixel", "geometric"):  # they may write the rows they change in place
+                elif st.kind in ("pixel", "geometric", "synthetic"):  # they may write the rows they change in place
                     # (never the stage that writes the result: a backend's scratch is not returned)
                     got = generic(B, st, flow.x, flow.y, params, ctx, fuse, owned=flow.owned and i != last)
                 else:

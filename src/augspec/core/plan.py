@@ -145,16 +145,21 @@ def _step_rank(op: Op) -> int:
 def is_batch_op(op: Op) -> bool:
     """The one batch / per-sample rule of every integration: True for an op that needs
     the whole batch (a mix or label op) or a container holding one anywhere (it cannot
-    run on one sample without dropping that child)."""
-    if op.family in ("mix", "label"):
+    run on one sample without dropping that child). A Synthetic op is one too (it draws
+    the samples it replaces and their labels over the batch)."""
+    if op.family in ("mix", "label", "synthetic"):
         return True
     kids = getattr(op, "children", None) if op.family == "container" else None
     return bool(kids) and any(is_batch_op(k) for k in kids)
 
 
 def split_pipeline(ops: Sequence[Op]) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
-    """(per-sample prefix, batch suffix): the suffix starts at the first batch op."""
+    """(per-sample prefix, batch suffix): the suffix starts at the first batch op. A pipeline
+    with a Synthetic op is all suffix: that op runs first (the planner's rule), so the
+    synthetic samples go through every other op too."""
     ops = tuple(ops)
+    if any(op.family == "synthetic" for op in ops):
+        return (), ops
     for i, op in enumerate(ops):
         if is_batch_op(op):
             return ops[:i], ops[i:]
@@ -223,8 +228,18 @@ class Plan:
     def _stages(self) -> list[Stage]:
         stages: list[Stage] = []
         bounded = True
+        # Synthetic stages first, wherever they sit: every other op then augments real and
+        # synthetic samples alike (the draws keep the pipeline's order)
+        sources = [lf for lf in self.leaves if _kind(lf.op) == "synthetic"]
+        for lf in sources:
+            if lf.gates:
+                raise SpecError(f"{type(lf.op).__name__} (at {lf.path}) replaces samples of the batch at its own "
+                                "ratio: it cannot be inside OneOf or RandomApply")
+            stages.append(Stage("synthetic", [lf]))
         for lf in self.leaves:
             kind = _kind(lf.op)
+            if kind == "synthetic":
+                continue
             last = stages[-1] if stages else None
             if kind == "geometric":
                 if getattr(lf.op, "sets_size", False) and lf.gates:
@@ -430,6 +445,43 @@ class Plan:
             y = blend(B, y, B.take(y, perm), B.reshape(lw_tot, (-1, 1)))
         return x, y
 
+    def _synthetic(self, B, st, x, y, params, ctx, fuse, owned=False):
+        """The op's generated samples where its gate is on, their labels likewise. On a backend
+        that compacts (an eager CPU batch), only the replaced samples are generated (and their
+        values checked); elsewhere all are, then selected, with no host read."""
+        from .synthetic import RealBatch, check_output
+
+        (lf,) = st.leaves
+        op, p = lf.op, lf.params(params)
+        k = op.num_classes(ctx)
+        gate = self.call(lf, "replace", B, p, ctx)
+        cls = self.call(lf, "classes", B, p, ctx)
+        key = _key_words(B, p["key"])
+        gen = op.source()
+        real = None
+        if gen.reads_batch:
+            real = RealBatch(B.to_nhwc(x), y, B.logical_not(gate))
+        idx = B.compact(gate)
+        if idx is not None:
+            m = B.shape(idx)[0]
+            if m == 0:
+                return x, y, owned
+            sub = replace(ctx, n=m)
+            out = self.call(lf, "generate", B, B.take(cls, idx), B.take(key, idx), sub, real)
+            imgs, soft = check_output(B, op.generator, out, m, (ctx.height, ctx.width, ctx.channels), k, True)
+            rows = soft if soft is not None else B.one_hot(B.take(cls, idx), k)
+            x = B.put_rows(x, idx, B.from_nhwc(imgs), inplace=owned)
+            if y is not None:
+                y = B.put_rows(y, idx, rows)
+            return x, y, True
+        out = self.call(lf, "generate", B, cls, key, ctx, real)
+        imgs, soft = check_output(B, op.generator, out, ctx.n, (ctx.height, ctx.width, ctx.channels), k, False)
+        x = B.where(B.per_sample(gate), B.from_nhwc(imgs), x)
+        if y is not None:
+            rows = soft if soft is not None else B.one_hot(cls, k)
+            y = B.where(B.reshape(gate, (-1, 1)), rows, y)
+        return x, y
+
     def _label(self, B, st, x, y, params, ctx, fuse):
         if y is None:
             return x, y
@@ -437,6 +489,12 @@ class Plan:
         out = self.call(lf, "labels", B, y, lf.params(params), ctx)
         g = self.gate(lf, params)
         return x, (out if g is None else B.where(B.reshape(g, (-1, 1)), out, y))
+
+
+def _key_words(B: Any, u: Any) -> Any:
+    from .synthetic import key_words
+
+    return key_words(B, u)
 
 
 def _warp_affine(B: Any, x: Any, inverse: Any, st: Stage, fill: Any, mode: str) -> Any:

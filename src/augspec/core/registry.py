@@ -36,10 +36,10 @@ ENTRY_POINT_GROUP = "augspec"
 
 #: the family method that is an op's generic kernel
 KERNEL_METHODS = {"geometric": "matrix", "color": "affine", "pixel": "pixels", "region": "mask",
-                  "mix": "mix", "label": "labels", "feature": "features"}
+                  "mix": "mix", "label": "labels", "feature": "features", "synthetic": "generate"}
 
 #: the planner's stage kinds; a backend may register one stage kernel per kind
-STAGE_KINDS = ("geometric", "color", "pixel", "region", "mix", "label", "feature")
+STAGE_KINDS = ("geometric", "color", "pixel", "region", "mix", "label", "feature", "synthetic")
 
 #: names no op may take: they mean something else in a config or in the table
 RESERVED_NAMES = frozenset({"pipeline", "version", "type"})
@@ -56,6 +56,27 @@ class OpInfo:
     family: str
     cls: type
     registrant: str
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """A registered generator: ``factory(**options)`` makes it (``core/synthetic.py``); a
+    ``"module:attr"`` string is imported on first use."""
+
+    name: str
+    factory: Any
+    registrant: str
+
+    def make(self, options: dict[str, Any]) -> Any:
+        from .errors import SpecError
+        from .synthetic import check_generator
+
+        fn = _resolve(self.factory)
+        try:
+            gen = fn(**options)
+        except (TypeError, ValueError) as e:
+            raise SpecError(f"generator {self.name!r}: options {options!r} rejected: {e}") from None
+        return check_generator(self.name, gen)
 
 
 @dataclass(frozen=True)
@@ -97,7 +118,7 @@ def generic_kernel_name(op: Op) -> str | None:
 def _family_base(op: Op) -> type | None:
     from . import spec as s
 
-    for base in (s.GeometricOp, s.PixelOp, s.RegionOp, s.MixOp, s.LabelOp, s.FeatureOp):
+    for base in (s.GeometricOp, s.PixelOp, s.RegionOp, s.MixOp, s.LabelOp, s.FeatureOp, s.SyntheticOp):
         if isinstance(op, base):
             return base
     if isinstance(op, s.ColorOp):
@@ -118,7 +139,14 @@ class Registry:
     ops: dict[str, OpInfo] = field(default_factory=dict)
     kernels: dict[tuple[str, str], tuple[Callable, str]] = field(default_factory=dict)
     backends: dict[str, BackendInfo] = field(default_factory=dict)
+    generators: dict[str, GeneratorInfo] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def get_generator(self, name: str) -> GeneratorInfo:
+        if name not in self.generators:
+            known = ", ".join(sorted(self.generators)) or "none"
+            raise RegistryError(f"unknown generator {name!r}; known generators: {known}")
+        return self.generators[name]
 
     def kernel(self, op: Op, backend: str) -> Callable | None:
         """The backend's registered kernel for this op, else its generic one, else None."""
@@ -163,6 +191,7 @@ class Registrar:
         self._ops: dict[str, OpInfo] = {}
         self._kernels: dict[tuple[str, str], tuple[Callable, str]] = {}
         self._backends: dict[str, BackendInfo] = {}
+        self._generators: dict[str, GeneratorInfo] = {}
 
     def _taken(self, table: dict, staged: dict, key: Any, what: str) -> None:
         if key in table or key in staged:
@@ -210,7 +239,20 @@ class Registrar:
         self._backends[name] = BackendInfo(name, factory, tuple(requires), install or f"install {name}",
                                            self.registrant)
 
+    def add_generator(self, name: str, factory: Any) -> None:
+        """A generator for ``Synthetic(generator=name)``: ``factory(**options)`` returns the
+        batched callable (``core/synthetic.py``); a class or callable, or ``"module:attr"``
+        imported on first use."""
+        if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
+            raise RegistryError(f"{self.registrant}: a generator needs a snake_case name, got {name!r}")
+        if not (callable(factory) or (isinstance(factory, str) and factory.count(":") == 1)):
+            raise SpecTypeError(f"{self.registrant}: the factory of generator {name!r} is neither callable nor a "
+                                f"'module:attr' string: {factory!r}")
+        self._taken(self._reg.generators, self._generators, name, "generator")
+        self._generators[name] = GeneratorInfo(name, factory, self.registrant)
+
     def commit(self) -> None:
+        self._reg.generators.update(self._generators)
         self._reg.ops.update(self._ops)
         self._reg.kernels.update(self._kernels)
         self._reg.backends.update(self._backends)
@@ -277,6 +319,27 @@ def register_kernel(name: str, backend: str) -> Callable[[Callable], Callable]:
         return fn
 
     return deco
+
+
+def register_generator(factory: Any = None, *, name: str | None = None) -> Any:
+    """Decorator: register a generator factory in-process (a ``Generator`` subclass, named
+    by its ``name`` unless ``name`` is given, or a function ``(**options) -> generator``,
+    named by ``name`` or its own name)."""
+
+    def deco(f: Any) -> Any:
+        n = name or getattr(f, "name", "") or getattr(f, "__name__", "")
+        with _lock:
+            r = Registrar(get_registry(), f"{f.__module__}.{f.__qualname__}")
+            r.add_generator(n, f)
+            r.commit()
+        return f
+
+    return deco(factory) if factory is not None else deco
+
+
+def list_generators() -> list[GeneratorInfo]:
+    """Every registered generator, by name."""
+    return sorted(get_registry().generators.values(), key=lambda g: g.name)
 
 
 def list_ops() -> list[OpInfo]:

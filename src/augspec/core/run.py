@@ -381,6 +381,9 @@ class Run:
 
         from .resample import sets_size, stage_output
 
+        if any(st.kind == "synthetic" for st in plan.stages):
+            raise InputError("Synthetic makes images of the batch's one size: the images have different sizes; "
+                             "resize or crop them to one size first (e.g. in the dataset), or pad them")
         first = plan.stages[0] if plan.stages else None
         if first is None or not sets_size(first):
             what = type(first.leaves[0].op).__name__ if first is not None else "nothing"

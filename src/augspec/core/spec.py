@@ -119,7 +119,8 @@ class Op:
     """Base of every spec. Subclasses are frozen dataclasses registered by name."""
 
     name: ClassVar[str] = ""
-    #: the family, read by the planner: geometric, color, pixel, region, mix, label, feature, container
+    #: the family, read by the planner: geometric, color, pixel, region, mix, label, feature,
+    #: synthetic, container
     family: ClassVar[str] = ""
     #: False when the output leaves [0, 1] (Normalize, Standardize, ZCA, Rescale, Dropout)
     bounded: ClassVar[bool] = True
@@ -351,6 +352,29 @@ class FeatureOp(Op):
     bounded = False
 
     def features(self, B: Any, x: Any, params: Mapping[str, Any], ctx: Context) -> Any:
+        raise NotImplementedError
+
+
+class SyntheticOp(Op):
+    """Replaces some samples of the batch with generated ones and their labels.
+
+    ``replace(B, params, ctx)`` gives the (N,) bool gate of the samples replaced,
+    ``classes(B, params, ctx)`` the (N,) int64 class of each, and ``generate(B, labels, key,
+    ctx, real)`` the images (N, H, W, C) float32 NHWC in [0, 1] (or ``(images, soft
+    labels)``) for the (N, 2) ``"uint32"`` keys ``key`` (``core/synthetic.py``). The
+    planner runs these stages first, before every other op, so what follows augments real
+    and synthetic samples alike. Labels become (N, K) soft labels."""
+
+    family = "synthetic"
+    changes_labels = True
+
+    def replace(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
+        raise NotImplementedError
+
+    def classes(self, B: Any, params: Mapping[str, Any], ctx: Context) -> Any:
+        raise NotImplementedError
+
+    def generate(self, B: Any, labels: Any, key: Any, ctx: Context, real: Any = None) -> Any:
         raise NotImplementedError
 
 

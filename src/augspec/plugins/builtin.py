@@ -17,6 +17,7 @@ from ..core.ops.perspective import Perspective
 from ..core.ops.pixel import GaussianNoise, Normalize, Rescale, Standardize, ZCAWhitening
 from ..core.ops.policy import AugMix, AutoAugment, RandAugment, TrivialAugmentWide
 from ..core.ops.region import CutOut
+from ..core.ops.synthetic import Synthetic
 from ..core.ops.tone import AutoContrast, Equalize, Grayscale, Invert, Posterize, Solarize, SolarizeAdd
 from ..core.registry import stage_kernel_name
 from .hookspecs import hookimpl
@@ -30,9 +31,17 @@ BUILTIN_OPS = (
     Invert, Grayscale, Solarize, SolarizeAdd, Posterize, Equalize, AutoContrast,
     Sharpness, GaussianBlur, RandomErasing,
     RandAugment, TrivialAugmentWide, AutoAugment, AugMix,
+    Synthetic,
     OneOf, RandomApply,
     # the exact Keras ImageDataGenerator semantics used by augspec.compat
     KerasAffine, ChannelShift, KerasZCAWhitening,
+)
+
+#: the built-in generators of ``Synthetic`` (``core/synthetic.py``), imported on first use
+BUILTIN_GENERATORS = (
+    ("fractal", "augspec.core.generators.fractal:Fractal"),
+    ("elastic", "augspec.core.generators.elastic:Elastic"),
+    ("bank", "augspec.synthetic:Bank"),
 )
 
 BUILTIN_BACKENDS = (
@@ -58,6 +67,8 @@ BUILTIN_STAGE_KERNELS = (
 def augspec_register(registry) -> None:  # type: ignore[no-untyped-def]
     for cls in BUILTIN_OPS:
         registry.add_op(cls)
+    for name, factory in BUILTIN_GENERATORS:
+        registry.add_generator(name, factory)
     for name, factory, requires, install in BUILTIN_BACKENDS:
         registry.add_backend(name, factory, requires=requires, install=install)
     for backend, kinds, module in BUILTIN_STAGE_KERNELS:

@@ -1,0 +1,1 @@
+"""The built-in generators of ``Synthetic`` (``core/synthetic.py``): ``fractal`` and ``elastic``."""
