@@ -35,6 +35,15 @@ if "negate" in ops:
     out.update(registrant=info.registrant, family=info.family, result=y.ravel().tolist(),
                round_trip=again == pipe, module=Negate.__module__,
                p_zero=aug.Pipeline([Negate(p=0.0)]).compile("numpy")(x).ravel().tolist())
+gens = {g.name: g.registrant for g in aug.list_generators()}
+out["generator"] = gens.get("stripes")
+if "stripes" in gens:
+    pipe = aug.Pipeline([aug.Synthetic("stripes", ratio=1.0)], num_classes=3, seed=0)
+    xs, ys = pipe.compile("numpy")(np.zeros((4, 6, 2, 1), np.uint8), np.zeros(4, np.int64))
+    cls = ys.argmax(1)
+    # class c: one row in c + 2 is lit, whatever the phase
+    out["stripes_ok"] = all(int((xs[i, :, 0, 0] > 0).sum()) in (6 // (c + 2), -(-6 // (c + 2)))
+                            for i, c in enumerate(cls.tolist()))
 print(json.dumps(out))
 """
 
@@ -72,13 +81,15 @@ def test_installed_plugin_is_listed_and_runs(installed):
     assert out["result"] == [255, 191, 127, 0]
     assert out["p_zero"] == [0, 64, 128, 255]
     assert out["round_trip"] is True
+    assert out["generator"] == "demo_plugin"
+    assert out["stripes_ok"] is True
 
 
 def test_disable_env_blocks_the_installed_plugin(installed):
     out = probe(installed, AUGSPEC_DISABLE_PLUGINS="some_other,demo_plugin")
-    assert out == {"listed": False, "errors": []}
+    assert out == {"listed": False, "errors": [], "generator": None}
 
 
 def test_without_the_plugin_on_the_path_it_is_not_listed(tmp_path):
     out = probe(tmp_path)
-    assert out == {"listed": False, "errors": []}
+    assert out == {"listed": False, "errors": [], "generator": None}

@@ -24,7 +24,7 @@ def _err(msg: str) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .core.registry import list_backends, list_ops, plugin_errors
+    from .core.registry import list_backends, list_generators, list_ops, plugin_errors
 
     ops = list_ops()
     print(f"ops ({len(ops)}):")
@@ -38,6 +38,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         status = "available  " if b.available else "unavailable"
         hint = "" if b.available else f"  install: {b.install}"
         print(f"  {b.name:<{w}}  {status}  {b.registrant}{hint}")
+    gens = list_generators()
+    print(f"\ngenerators ({len(gens)}):")
+    if gens:
+        w = max(len(g.name) for g in gens)
+        for g in gens:
+            print(f"  {g.name:<{w}}  {g.registrant}")
     errs = plugin_errors()
     if errs:
         print("\nplugins that failed to load:")

@@ -84,7 +84,7 @@ class Augment(keras.layers.Layer):
                 raise SpecError(f"Augment: inputs must be images or (images, labels), got {len(inputs)} tensors")
             return tuple(self._run(inputs[0], inputs[1], training=bool(training)))
         if self._run.plan.changes_labels and training:
-            raise SpecError("Augment: this pipeline changes labels (MixUp, CutMix, LabelSmoothing): "
+            raise SpecError("Augment: this pipeline changes labels (MixUp, CutMix, LabelSmoothing, Synthetic): "
                             "call the layer on (images, labels), e.g. in tf.data")
         return self._run(inputs, training=bool(training))
 

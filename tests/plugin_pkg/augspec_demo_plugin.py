@@ -1,7 +1,8 @@
 """A tiny augspec plugin: the ops ``negate`` (x -> 1 - x on [0, 1] values) and
-``tilt`` (a per-sample rotation, a geometric op), found through the entry-point
-group ``augspec`` and written against the primitive namespace ``B``, so they run
-on every backend; ``tilt`` fuses into the one warp of its neighbours."""
+``tilt`` (a per-sample rotation, a geometric op), and the generator ``stripes``
+(for ``Synthetic``), found through the entry-point group ``augspec`` and written
+against the primitive namespace ``B``, so they run on every backend; ``tilt`` fuses
+into the one warp of its neighbours."""
 
 from __future__ import annotations
 
@@ -51,7 +52,23 @@ class Tilt(augspec.GeometricOp):
         return B.stack([B.stack(r, axis=-1) for r in rows], axis=-2)
 
 
+class Stripes(augspec.Generator):
+    """Horizontal stripes: class ``c`` has a period of ``c + 2`` rows, each image a phase
+    drawn from its key (``augspec.keyed_uniforms``)."""
+
+    name = "stripes"
+
+    def __call__(self, B: Any, labels: Any, key: Any, shape: Any, num_classes: int, real: Any = None) -> Any:
+        h, w, c = shape
+        period = B.reshape(B.cast(labels, "float32") + 2.0, (-1, 1))
+        phase = B.floor(augspec.keyed_uniforms(B, key, 1) * period)  # (N, 1)
+        rows = B.reshape(B.cast(B.arange(h), "float32"), (1, -1)) + phase
+        on = B.cast(rows - B.floor(rows / period) * period < 1.0, "float32")  # (N, H)
+        return B.broadcast_to(B.reshape(on, (-1, h, 1, 1)), (B.shape(labels)[0], h, w, c)) * 1.0
+
+
 @augspec.hookimpl
 def augspec_register(registry: Any) -> None:
     registry.add_op(Negate)
     registry.add_op(Tilt)
+    registry.add_generator("stripes", Stripes)

@@ -391,6 +391,8 @@ def compile_pipeline(pipeline: Any, backend: Any, **options: Any) -> Any:
     from .plan import flatten
 
     for lf in flatten(pipeline.ops)[0]:
+        if lf.op.family == "synthetic":
+            lf.op.source()  # the generator it names exists and takes its options
         if reg.kernel(lf.op, b.name) is None:
             raise RegistryError(
                 f"op {lf.op.name!r} has no kernel for the {b.name!r} backend (no generic kernel and none registered)")
