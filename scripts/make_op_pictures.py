@@ -77,6 +77,8 @@ EXAMPLES: dict[str, tuple[Callable[[], Any], str]] = {
     "trivial_augment_wide": (lambda: aug.TrivialAugmentWide(), "one op per image at a random magnitude"),
     "auto_augment": (lambda: aug.AutoAugment(), "one of 25 learnt sub-policies per image"),
     "augmix": (lambda: aug.AugMix(), "a Beta/Dirichlet mix of three augmented chains"),
+    "synthetic": (lambda: aug.Synthetic("fractal", ratio=1.0),
+                  "replace a share of the batch with generated samples and labels (here all: a fractal)"),
     "random_apply": (lambda: aug.RandomApply([aug.Hue(shift=(0.3, 0.3)), aug.CutOut(size=(0.3, 0.3))], p=1.0),
                      "ops applied together with probability p per sample"),
 }

@@ -110,12 +110,12 @@ def _system(seed: int, c: int, max_maps: int) -> tuple[np.ndarray, np.ndarray, n
 @host_table
 def fractal_tables(seed: int, classes: int, max_maps: int) -> dict[str, np.ndarray]:
     """Per class: ``coef`` (K, M, 6) float32 ``(a, b, c, d, e, f)`` of ``x' = a x + b y + e``,
-    ``y' = c x + d y + f`` (unused maps 0), ``cuts`` (K, M - 1) float32 cumulative
-    probabilities in 256ths (a byte ``v`` picks map ``sum_m [v >= cuts_m]``; at least one
-    256th each), ``start`` (K, 2) the first map's fixed point on the point grid."""
+    ``y' = c x + d y + f`` (unused maps 0), ``lut`` (K, 256) float32 the map a byte ``v``
+    picks (``sum_m [v >= cut_m]``, ``cut`` the cumulative probabilities in 256ths, at least
+    one 256th each), ``start`` (K, 2) the first map's fixed point on the point grid."""
     m = max_maps
     coef = np.zeros((classes, m, 6), np.float32)
-    cuts = np.full((classes, m - 1), 256.0, np.float32)
+    lut = np.zeros((classes, 256), np.float32)
     start = np.zeros((classes, 2), np.float32)
     for c in range(classes):
         a, b, p = _system(seed, c, m)
@@ -125,10 +125,10 @@ def fractal_tables(seed: int, classes: int, max_maps: int) -> dict[str, np.ndarr
         coef[c, :k, 4], coef[c, :k, 5] = b[:, 0], b[:, 1]
         share = np.maximum(np.round(p * 256.0), 1.0)
         share[np.argmax(share)] += 256.0 - share.sum()
-        cuts[c, : k - 1] = np.cumsum(share)[:-1]
+        lut[c] = np.searchsorted(np.cumsum(share)[:-1], np.arange(256), side="right")
         fix = np.linalg.solve(np.eye(2) - a[0], b[0])
         start[c] = np.clip(np.round(fix * 2.0**POINT_BITS) / 2.0**POINT_BITS, -2.0, 2.0 - 2.0**-POINT_BITS)
-    return {"coef": coef, "cuts": cuts, "start": start}
+    return {"coef": coef, "lut": lut, "start": start}
 
 
 @host_table
@@ -190,7 +190,6 @@ class Fractal(Generator):
         m, p, t = self.max_maps, self.chains, self.steps(h, w)
         n = B.shape(labels)[0]
         coef = B.take(B.asarray(tabs["coef"], "float32"), labels)  # (n, M, 6)
-        cuts = B.take(B.asarray(tabs["cuts"], "float32"), labels)  # (n, M - 1)
         start = B.take(B.asarray(tabs["start"], "float32"), labels)  # (n, 2)
         # per-image jitter of the linear part: a multiple of 2**-10, |a| kept below 1
         jmax = math.floor(self.jitter * 2.0**COEF_BITS)
@@ -203,11 +202,12 @@ class Fractal(Generator):
         # the map of each chain at each step: the bytes of keyed words
         steps = BURN_IN + t
         byte = word_bytes(B, fast_words(B, key, -(-steps * p // 4), stream=2))[:, : steps * p]
-        choice = B.cast(byte >= B.reshape(cuts[:, 0], (-1, 1)), "float32")
-        for j in range(1, m - 1):
-            choice = choice + B.cast(byte >= B.reshape(cuts[:, j], (-1, 1)), "float32")
-        base = B.reshape(B.cast(B.arange(n), "float32") * float(m), (-1, 1))
-        rows = B.cast(B.transpose(B.reshape(base + choice, (-1, steps, p)), (1, 0, 2)), "int64")  # (steps, n, p)
+        # the row of the (n * M)-row coefficient planes each (step, image, chain) reads: the
+        # image's byte table (n * 256,) gathered at image * 256 + byte
+        base = B.reshape(B.cast(B.arange(n), "float32"), (-1, 1))
+        table = B.cast(B.reshape(B.take(B.asarray(tabs["lut"], "float32"), labels) + base * float(m), (-1,)), "int64")
+        at = B.cast(B.transpose(B.reshape(byte + base * 256.0, (-1, steps, p)), (1, 0, 2)), "int64")
+        rows = B.reshape(B.take(table, B.reshape(at, (-1,))), (steps, -1))  # (steps, n * p)
         # coefficient planes (n * M,): a point's map is a gather; points in units of 2**-11
         g = float(2**POINT_BITS)
         planes = [B.reshape(coef[..., i] * (g if i >= 4 else 1.0), (-1,)) for i in range(6)]
@@ -216,8 +216,7 @@ class Fractal(Generator):
         py = B.broadcast_to(B.reshape(start[:, 1] * g, (-1, 1)), (n, p))
         xs, ys = [], []
         for s in range(steps):
-            rs = B.reshape(rows[s], (-1,))
-            ca, cb, cc, cd, ce, cf = (B.reshape(B.take(pl, rs), (n, p)) for pl in planes)
+            ca, cb, cc, cd, ce, cf = (B.reshape(B.take(pl, rows[s]), (n, p)) for pl in planes)
             nx = ca * px + cb * py + ce  # exact: see the module notes
             ny = cc * px + cd * py + cf
             px = B.clip(B.floor(nx), lo, top)
