@@ -5,7 +5,9 @@ with a time limit) against torchvision v2 (per image, and batch-shared) and
 timm Mixup, plus the memory-bandwidth floor (read uint8, write float32 once);
 then recipes R3 and R4 (policies) at batch 256 from a list of uint8 images of mixed sizes on the
 device (agreement with NumPy, and augspec against torchvision v2 per image and
-kornia (per-image crops) + timm Mixup).
+kornia (per-image crops) + timm Mixup); then synthetic data (``bench_synthetic.py``):
+the fractal render rate at 64 x 64 (target 1,000,000 images / s on an H100), its agreement
+with NumPy, and what ``Synthetic`` adds to a pipeline.
 
     PYTHONPATH=src python benchmarks/gpu_check.py                      # on the GPU machine
     PYTHONPATH=src python benchmarks/gpu_check.py --device cpu --quick # smoke test anywhere
@@ -489,6 +491,33 @@ def r4_timings(args: argparse.Namespace, dev: torch.device) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------- synthetic data
+def synthetic_section(args: argparse.Namespace, dev: torch.device) -> list[str]:
+    """Fractal images on the device equal NumPy's, bit for bit; then bench_synthetic's tables
+    (the render rate eager and compiled, the op's own cost and peak memory)."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from bench_synthetic import synthetic_tables
+
+    from augspec.backends.numpy import NumpyBackend
+    from augspec.backends.torch import TorchBackend
+    from augspec.core.generators.fractal import Fractal
+    from augspec.core.synthetic import key_words
+
+    g, n = Fractal(), 64
+    u = np.random.default_rng(0).random((n, 2)).astype(np.float32)
+    lab = np.arange(n) % 100
+    want = g(NumpyBackend(), lab, key_words(NumpyBackend(), u), (64, 64, 3), 100)
+    Bt = TorchBackend(device=str(dev))
+    Bt.current = dev
+    got = g(Bt, torch.from_numpy(lab).to(dev), key_words(Bt, torch.from_numpy(u).to(dev)), (64, 64, 3), 100)
+    same = np.array_equal(got.cpu().numpy(), want)
+    batch = 256 if args.quick else 65536
+    lines = [f"fractal on {dev} equals NumPy's bit for bit (64 images, 64x64x3): {same}", ""]
+    lines += synthetic_tables(str(dev), batch=batch, size=64, pipe_batch=args.batch, pipe_size=64 if args.quick else 224,
+                              repeats=max(3, args.repeats // 4), compile_=False)  # compiling it takes minutes
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -521,7 +550,7 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     parts += lines + [""]
     for tag, section in (("R3", lambda: r3_agreement(dev)), ("R3", lambda: r3_timings(args, dev)),
-                         ("R4", lambda: r4_timings(args, dev))):
+                         ("R4", lambda: r4_timings(args, dev)), ("synthetic", lambda: synthetic_section(args, dev))):
         try:
             lines = section()
         except Exception as e:

@@ -36,7 +36,7 @@ from .registry import stage_kernel_name
 from .spec import Context
 
 #: the stage kinds whose ops act on each sample alone (when every op says ``samplewise``)
-SAMPLEWISE_KINDS = ("geometric", "color", "pixel", "region", "feature")
+SAMPLEWISE_KINDS = ("geometric", "color", "pixel", "region", "feature", "synthetic")
 
 
 @dataclass
@@ -176,14 +176,22 @@ class Executor:
         dest = memory.scratch("prefix", shape, device) if chunked_mix is not None else memory.whole(shape, device)
         keys = [d.key for d in plan.sampler.draws]
         scale = 1.0
+        # a synthetic stage in the prefix rewrites labels: each chunk carries its labels
+        labelled = y is not None and any(plan.stages[i].kind == "synthetic" for i in range(k))
+        ys = []
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             pc = {key: params[key][lo:hi] for key in keys}
             cc = Context(hi - lo, ctx.height, ctx.width, ctx.channels, ctx.num_classes)
             memory.begin()
             try:
-                scale = self.run(B, to_flow(x[lo:hi]), pc, cc, fuse, memory, (0, k), out=dest[lo:hi]).scale
+                got = self.run(B, to_flow(x[lo:hi], y[lo:hi]) if labelled else to_flow(x[lo:hi]), pc, cc, fuse,
+                               memory, (0, k), out=dest[lo:hi])
+                scale = got.scale
+                ys.append(got.y)
             finally:
                 memory.end()
+        if labelled:
+            y = B.concat(ys, axis=0)
         if chunked_mix is not None:
             out = memory.whole(shape, device)
             call = StageCall(plan, B, mix, k, params, ctx, fuse, memory, False)
