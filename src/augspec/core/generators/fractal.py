@@ -206,29 +206,30 @@ class Fractal(Generator):
         # image's byte table (n * 256,) gathered at image * 256 + byte
         base = B.reshape(B.cast(B.arange(n), "float32"), (-1, 1))
         table = B.cast(B.reshape(B.take(B.asarray(tabs["lut"], "float32"), labels) + base * float(m), (-1,)), "int64")
-        at = B.cast(B.transpose(B.reshape(byte + base * 256.0, (-1, steps, p)), (1, 0, 2)), "int64")
-        rows = B.reshape(B.take(table, B.reshape(at, (-1,))), (steps, -1))  # (steps, n * p)
+        off = base * 256.0
         # coefficient planes (n * M,): a point's map is a gather; points in units of 2**-11
         g = float(2**POINT_BITS)
         planes = [B.reshape(coef[..., i] * (g if i >= 4 else 1.0), (-1,)) for i in range(6)]
         lo, top = 1.0 - 2.0 * g, 2.0 * g - 1.0
         px = B.broadcast_to(B.reshape(start[:, 0] * g, (-1, 1)), (n, p))
         py = B.broadcast_to(B.reshape(start[:, 1] * g, (-1, 1)), (n, p))
-        xs, ys = [], []
-        for s in range(steps):
-            ca, cb, cc, cd, ce, cf = (B.reshape(B.take(pl, rows[s]), (n, p)) for pl in planes)
+        # a point's pixel, one pixel of margin for the points outside [-1, 1]^2:
+        # col = floor((x + g) w / 2g) + 1, row = floor((g - y) h / 2g) + 1, clipped to the margin
+        sx, sy = w / (2.0 * g), h / (2.0 * g)
+        bins = []
+        for s in range(steps):  # each step on (n, p) arrays, which stay in the cache
+            at = B.cast(byte[:, s * p:(s + 1) * p] + off, "int64")
+            rows = B.take(table, B.reshape(at, (-1,)))
+            ca, cb, cc, cd, ce, cf = (B.reshape(B.take(pl, rows), (n, p)) for pl in planes)
             nx = ca * px + cb * py + ce  # exact: see the module notes
             ny = cc * px + cd * py + cf
             px = B.clip(B.floor(nx), lo, top)
             py = B.clip(B.floor(ny), lo, top)
             if s >= BURN_IN:
-                xs.append(px)
-                ys.append(py)
-        # splat: pixel (row, col) of [-1, 1]^2, one pixel of margin for the points outside
-        qx, qy = B.concat(xs, axis=1), B.concat(ys, axis=1)
-        col = B.clip(B.floor((qx + g) * (w / (2.0 * g))), -1.0, float(w)) + 1.0
-        row = B.clip(B.floor((g - qy) * (h / (2.0 * g))), -1.0, float(h)) + 1.0
-        idx = B.cast(row * float(w + 2) + col, "int64")
+                col = B.clip(B.floor(px * sx + (w / 2.0 + 1.0)), 0.0, float(w + 1))
+                row = B.clip(B.floor(py * (-sy) + (h / 2.0 + 1.0)), 0.0, float(h + 1))
+                bins.append(row * float(w + 2) + col)
+        idx = B.cast(B.concat(bins, axis=1), "int64")
         hits = B.reshape(B.bincount(idx, (h + 2) * (w + 2)), (-1, h + 2, w + 2))[:, 1 : h + 1, 1 : w + 1]
         cap = float(max(1, round(0.5 * p * t / (h * w))))
         img = B.minimum(hits, cap) * (1.0 / cap)
