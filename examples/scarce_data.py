@@ -375,10 +375,12 @@ def reliability_panel(draw: Any, box: tuple[int, int, int, int], title: str, acc
 
 
 def run_setting(framework: str, name: str, ops: list[aug.Op], dropout: float, data: tuple, seed: int,
-                steps: int, batch: int, lr: float) -> dict[str, Any]:
+                steps: int, batch: int, lr: float, model: Any = None) -> dict[str, Any]:
+    """Train on the seed's 10 % of the training half (a fresh model, or ``model``: one with a
+    ``CLASSES``-way head, e.g. pretrained) and score on the test half."""
     x_tr, y_tr, x_te, y_te = data
     idx = stratified_subset(y_tr, fraction=0.1, seed=seed)
-    model = make_model(framework, CLASSES, dropout, seed)
+    model = make_model(framework, CLASSES, dropout, seed) if model is None else model
     fn, backend = augmenter(framework, model, ops, CLASSES, seed)
     t0 = time.perf_counter()
     model.fit(model.to_input(x_tr[idx]), fn, y_tr[idx], steps, batch, lr, seed)

@@ -66,6 +66,24 @@ def test_scarce_data_tiny(examples, tmp_path, framework, capsys):
 
 
 @pytest.mark.parametrize("framework", ["torch", "tensorflow"])
+def test_synthetic_data_tiny(examples, tmp_path, framework, capsys):
+    pytest.importorskip(framework)
+    syn = importlib.import_module("synthetic_data")  # on the path the fixture set
+    assert syn.main(["--tiny", "--framework", framework, "--out", str(tmp_path)]) == 0
+    text = (tmp_path / f"synthetic_data_{framework}.md").read_text()
+    rows = _table_rows(text)
+    assert [r[0] for r in rows] == ["none", "augment", "augment+elastic 0.25", "augment+elastic 0.5",
+                                    "fractal pre-train"]
+    for r in rows:
+        acc, ece = (float(v.split("±")[0]) for v in r[1:3])
+        assert 0.0 <= acc <= 1.0 and 0.0 <= ece <= 1.0
+    assert all(r[3] in (framework, "numpy") for r in rows[1:])
+    with PIL.open(tmp_path / f"synthetic_data_{framework}.png") as im:
+        assert im.size == (1100, 420)
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("framework", ["torch", "tensorflow"])
 def test_transfer_learning_tiny(examples, tmp_path, framework):
     pytest.importorskip(framework)
     _, tl = examples
