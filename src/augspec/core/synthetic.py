@@ -88,12 +88,13 @@ def keyed_words(B: Any, key: Any, count: int, stream: int = 0) -> Any:
     return _mix32(B, B.bitxor(x, k0))
 
 
-def fast_words(B: Any, key: Any, count: int, stream: int = 0) -> Any:
-    """(N, count) ``"uint32"`` words for bulk draws (a chaos game's map choices): one
-    lowbias32 round of ``j ^ h``, ``h = m(m(k0 ^ stream) ^ k1)`` each image's mixed key, a
-    third of ``keyed_words``' work; the same on every backend."""
+def fast_words(B: Any, key: Any, count: int, stream: int = 0, start: int = 0) -> Any:
+    """(N, count) ``"uint32"`` words ``start .. start + count - 1`` for bulk draws (a chaos
+    game's map choices): one lowbias32 round of ``j ^ h``, ``h = m(m(k0 ^ stream) ^ k1)``
+    each image's mixed key, a third of ``keyed_words``' work; the same on every backend.
+    Asked for in blocks, the words stay in the cache."""
     h = _mix32(B, B.bitxor(_mix32(B, B.bitxor(key[:, 0:1], int(stream) & 0xFFFFFFFF)), key[:, 1:2]))
-    j = B.reshape(B.asarray(np.arange(count, dtype=np.uint32), "uint32"), (1, -1))
+    j = B.reshape(B.asarray(np.arange(start, start + count, dtype=np.uint32), "uint32"), (1, -1))
     return _mix32(B, B.bitxor(j, h))
 
 

@@ -361,13 +361,12 @@ class TorchBackend(Backend):
         return x.index_copy(0, idx, rows.to(x.dtype))
 
     def bincount(self, idx: Any, bins: int) -> Any:
-        """One ``scatter_add_`` of ones into ``R * bins`` int32 counters, the rows offset by
-        ``row * bins`` (``torch.bincount`` would read the maximum on the host: a sync)."""
-        r = idx.shape[0]
-        flat = (idx.to(torch.int64) + torch.arange(r, device=idx.device).reshape(-1, 1) * bins).reshape(-1)
-        counts = torch.zeros(r * bins, dtype=torch.int32, device=idx.device)
-        counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.int32))
-        return counts.reshape(r, bins).to(torch.float32)
+        """One ``scatter_add_`` of float32 ones along each row into (R, bins) counters (exact
+        below 2**24, in any order of the adds); ``torch.bincount`` would read the maximum on
+        the host, a sync."""
+        idx = idx.to(torch.int64)
+        counts = torch.zeros((idx.shape[0], bins), dtype=torch.float32, device=idx.device)
+        return counts.scatter_add_(1, idx, torch.ones(idx.shape, dtype=torch.float32, device=idx.device))
 
     def take_along(self, x: Any, idx: Any, axis: str) -> Any:
         n, length = idx.shape

@@ -10,8 +10,9 @@ maps conjugated by that similarity: ``A`` unchanged, ``b' = s b + t - A t``), an
 system whose attractor fills under 5 % of a 32 x 32 grid (a line, a few points) is
 drawn again (the next try). The tables are built once per ``(seed, classes, max_maps)``.
 
-Samples. Each image runs the chaos game from its own key (``core/synthetic.py``; the map
-choices are the bytes of ``fast_words``):
+Samples. Each image runs the chaos game from its own key (``core/synthetic.py``; chain
+``c`` picks its map at step ``s`` with byte ``s mod 4`` of word ``(s div 4) chains + c`` of
+``fast_words``):
 ``chains`` points start at the fixed point of the class's first map; each step sends
 every point through one map, chosen with the class's probabilities; the first
 ``BURN_IN`` steps are not drawn, then each point is splatted at every step. Each
@@ -36,7 +37,7 @@ import numpy as np
 
 from ..errors import InputError, SpecError
 from ..random import _splitmix64
-from ..synthetic import Generator, fast_words, keyed_uniforms, word_bytes
+from ..synthetic import Generator, fast_words, keyed_uniforms
 from ..tables import host_table
 
 #: steps of each chain that are not drawn (the points reach the attractor first)
@@ -199,14 +200,13 @@ class Fractal(Generator):
             d = (B.floor(u * float(2 * jmax + 1)) - float(jmax)) * q
             lin = B.clip(coef[..., :4] + d, -1.0 + q, 1.0 - q)
             coef = B.concat([lin, coef[..., 4:]], axis=2)
-        # the map of each chain at each step: the bytes of keyed words
         steps = BURN_IN + t
-        byte = word_bytes(B, fast_words(B, key, -(-steps * p // 4), stream=2))[:, : steps * p]
-        # the row of the (n * M)-row coefficient planes each (step, image, chain) reads: the
-        # image's byte table (n * 256,) gathered at image * 256 + byte
-        base = B.reshape(B.cast(B.arange(n), "float32"), (-1, 1))
-        table = B.cast(B.reshape(B.take(B.asarray(tabs["lut"], "float32"), labels) + base * float(m), (-1,)), "int64")
-        off = base * 256.0
+        # the row of the (n * M)-row coefficient planes each (step, image, chain) reads: the map
+        # from the class's byte table (K * 256,), small enough to stay in the cache, at
+        # class * 256 + byte, plus image * M
+        base = B.reshape(B.cast(B.arange(n), "float32"), (-1, 1)) * float(m)
+        table = B.reshape(B.asarray(tabs["lut"], "float32"), (-1,))
+        off = B.reshape(B.cast(labels, "float32"), (-1, 1)) * 256.0
         # coefficient planes (n * M,): a point's map is a gather; points in units of 2**-11
         g = float(2**POINT_BITS)
         planes = [B.reshape(coef[..., i] * (g if i >= 4 else 1.0), (-1,)) for i in range(6)]
@@ -218,8 +218,14 @@ class Fractal(Generator):
         sx, sy = w / (2.0 * g), h / (2.0 * g)
         bins = []
         for s in range(steps):  # each step on (n, p) arrays, which stay in the cache
-            at = B.cast(byte[:, s * p:(s + 1) * p] + off, "int64")
-            rows = B.take(table, B.reshape(at, (-1,)))
+            # the map of each chain: byte s % 4 (from the top) of word (s // 4) * p + chain
+            q, r = divmod(s, 4)
+            if r == 0:
+                words = fast_words(B, key, p, stream=2, start=q * p)
+            byte = B.cast(B.shr(words if r == 0 else B.mul32(words, 1 << (8 * r)), 24), "float32")
+            choice = B.take(table, B.reshape(B.cast(byte + off, "int64"), (-1,)))
+            rows = B.cast(B.reshape(choice, (n, p)) + base, "int64")
+            rows = B.reshape(rows, (-1,))
             ca, cb, cc, cd, ce, cf = (B.reshape(B.take(pl, rows), (n, p)) for pl in planes)
             nx = ca * px + cb * py + ce  # exact: see the module notes
             ny = cc * px + cd * py + cf
