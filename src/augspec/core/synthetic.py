@@ -98,17 +98,6 @@ def fast_words(B: Any, key: Any, count: int, stream: int = 0, start: int = 0) ->
     return _mix32(B, B.bitxor(j, h))
 
 
-def word_bytes(B: Any, w: Any) -> Any:
-    """The four bytes of each word of ``w`` (R, L), as (R, 4 L) float32 integers in [0, 256)."""
-    top = B.shr(w, 8)
-    low = B.cast(B.bitxor(w, B.mul32(top, 256)), "float32")
-    hi = B.cast(top, "float32")  # 24 bits, exact
-    b2 = B.floor(hi * (1.0 / 65536.0))
-    r = B.floor(hi * (1.0 / 256.0))
-    r_, c_ = B.shape(w)
-    return B.reshape(B.stack([b2, r - 256.0 * b2, hi - 256.0 * r, low], axis=2), (r_, 4 * c_))
-
-
 def keyed_uniforms(B: Any, key: Any, count: int, stream: int = 0) -> Any:
     """(N, count) float32 uniforms in [0, 1) (24 bits, exact) of each image's key."""
     return B.cast(B.shr(keyed_words(B, key, count, stream), 8), "float32") * (1.0 / (1 << 24))
