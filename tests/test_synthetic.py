@@ -513,3 +513,38 @@ def test_fractal_version_1_images_are_pinned():
     assert Fractal.version == "1"
     assert hashlib.sha256(img.tobytes()).hexdigest() == \
         "b0c12c1aaf110613fe31fea315b96ad942b640773364b2dc00ddbd7bddf89387"
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float16", "float32"])
+def test_a_synthetic_sample_enters_in_the_batch_dtype_on_every_path(dtype):
+    """numpy (float path: the value on the dtype's grid) and torch eager (the samples written
+    into the input in its dtype first, then converted) agree; a uint8 sample is the generated
+    image rounded half up, as a bank stores it."""
+    torch = pytest.importorskip("torch")
+    from augspec.backends.numpy import NumpyBackend
+    from augspec.core.generators.fractal import Fractal
+
+    x, y = batch(n=12, h=9, w=11, c=3)
+    x = x if dtype == "uint8" else (x / 255.0).astype(dtype)
+    pipe = aug.Pipeline([aug.Synthetic("fractal", ratio=0.5), aug.Normalize()], num_classes=K, seed=3)
+    ref = pipe.compile("numpy")
+    p = ref.sample(12, x.shape[1:])
+    want, wy = ref.apply(x, y, p)
+    run = pipe.compile("torch")
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    got, gy = run.apply(xt, torch.from_numpy(y), {k: torch.from_numpy(np.asarray(v)) for k, v in p.items()})
+    tol = 2e-3 if dtype == "float16" else 2e-5  # a float16 output: one ulp of its rounding
+    np.testing.assert_allclose(got.numpy().transpose(0, 2, 3, 1).astype(np.float32), want.astype(np.float32),
+                               atol=tol, rtol=1e-5)
+    np.testing.assert_array_equal(gy.numpy(), wy)
+    g = np.asarray(p["0/replace"])
+    B = NumpyBackend()
+    op = pipe.ops[0]
+    cls = np.asarray(op.classes(B, {"class": p["0/class"]}, aug.Context(12, 9, 11, 3, K)))
+    from augspec.core.synthetic import key_words
+
+    imgs = Fractal()(B, cls, key_words(B, np.asarray(p["0/key"])), (9, 11, 3), K)
+    mean, std = np.array(aug.Normalize().mean, np.float32), np.array(aug.Normalize().std, np.float32)
+    entered = want[g] * std + mean  # undo Normalize
+    grid = np.floor(imgs[g] * 255 + 0.5) / 255 if dtype == "uint8" else imgs[g].astype(dtype).astype(np.float32)
+    np.testing.assert_allclose(entered, grid, atol=1e-5 if dtype != "float16" else 2e-3)

@@ -465,7 +465,6 @@ class AlbumentationsRun(Run):
         self.batch_ops: tuple[Op, ...] = suffix
         self._batch_runs: dict[tuple[str, str], Any] = {}
         self.batch_step = 0
-        self._sources = [st for st in self.plan.stages if st.kind == "synthetic"]
         self._stages = [self._compile_stage(st) for st in self.plan.stages if st.kind != "synthetic"]
         small, big = [], []
         for d in self.plan.sampler.draws:
@@ -566,8 +565,8 @@ class AlbumentationsRun(Run):
         h, w = (int(sizes[0, 0]), int(sizes[0, 1])) if sizes is not None else (bctx.height, bctx.width)
         end = plan.stage_contexts(self.backend, Context(1, h, w, c))[-1]  # the output size (fixed, checked)
         oh, ow = end.height, end.width
-        if self._sources:  # the synthetic stages, on the batch, in the input's dtype
-            xb, y = self._synthetic(plan, xb, y, params, bctx, dtype)
+        if plan.sources:  # the synthetic stages, on the batch, in the input's dtype
+            xb, y = plan.apply_sources(self.backend, xb, y, params, bctx)
         out = np.empty((n, oh, ow, c), dtype=out_dtype)
         for i in range(n):  # a per-image backend: one image at a time, as in a data-loader worker
             img = xb[i]
@@ -580,17 +579,6 @@ class AlbumentationsRun(Run):
         if labels is None:
             return xo
         return xo, (y[0] if single else y)
-
-    def _synthetic(self, plan: Plan, xb: np.ndarray, y: Any, params: Mapping[str, Any], ctx: Context,
-                   dtype: str) -> tuple[np.ndarray, Any]:
-        """The synthetic stages on the whole batch (the generic stage, on NumPy arrays), the
-        result back in the input's dtype (uint8 rounded half up: real uint8 pixels round-trip)."""
-        x = xb.astype(np.float32) * np.float32(1.0 / 255.0) if dtype == "uint8" else xb.astype(np.float32)
-        for st in self._sources:
-            x, y = plan._synthetic(self.backend, st, x, y, params, ctx, self.fuse)[:2]
-        if dtype == "uint8":
-            return np.floor(np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), y
-        return x.astype(xb.dtype, copy=False), y
 
     def _one(self, img: np.ndarray, params: Mapping[str, Any], ctx: Context, dtype: str, out_dtype: str) -> np.ndarray:
         src = img

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -823,7 +824,8 @@ class TFRun(Run):
         xf = tf.cast(x, tf.float32)
         if x.dtype == tf.uint8:
             xf = xf * (1.0 / 255.0)
-        return plan.apply(self.backend, xf, y, params, self._context(xf, k), self.fuse, stages=(0, cut))
+        ctx = replace(self._context(xf, k), dtype=self.backend.dtype_name(x))  # the input's dtype
+        return plan.apply(self.backend, xf, y, params, ctx, self.fuse, stages=(0, cut))
 
     def _xla_tail_body(self, plan: Any, xh: Any, yh: Any, params: Any, k: Any, cut: int, out_dtype: str,
                        single: bool, has_labels: bool) -> Any:

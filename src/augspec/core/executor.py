@@ -36,7 +36,7 @@ from .registry import stage_kernel_name
 from .spec import Context
 
 #: the stage kinds whose ops act on each sample alone (when every op says ``samplewise``)
-SAMPLEWISE_KINDS = ("geometric", "color", "pixel", "region", "feature", "synthetic")
+SAMPLEWISE_KINDS = ("geometric", "color", "pixel", "region", "feature")
 
 
 @dataclass
@@ -92,10 +92,19 @@ class Memory:
         raise NotImplementedError
 
 
-def samplewise_prefix(plan: Any) -> int:
-    """How many leading stages act on each sample alone (see the module notes)."""
+def leading_sources(plan: Any) -> int:
+    """How many leading stages are synthetic (they come first: ``Plan._stages``)."""
     k = 0
-    for st in plan.stages:
+    while k < len(plan.stages) and plan.stages[k].kind == "synthetic":
+        k += 1
+    return k
+
+
+def samplewise_prefix(plan: Any) -> int:
+    """The end of the stages, after the leading synthetic ones, that act on each sample alone
+    (see the module notes)."""
+    k = leading_sources(plan)
+    for st in plan.stages[k:]:
         if st.kind not in SAMPLEWISE_KINDS or not all(
                 getattr(lf.op, "samplewise", False) and lf.op.name not in plan.kernels for lf in st.leaves):
             break
@@ -110,6 +119,7 @@ class Executor:
         self.plan = plan
         self.stage_kernels = {kind: plan.kernels.get(stage_kernel_name(kind)) for kind in
                               {st.kind for st in plan.stages}}
+        self.sources = leading_sources(plan)
         self.samplewise_prefix = samplewise_prefix(plan)
 
     # ------------------------------------------------------------------ whole
@@ -157,16 +167,17 @@ class Executor:
         """The chunk edges of a batch under the backend's ``chunk_bytes`` policy, else None."""
         limit = getattr(B, "chunk_bytes", None)
         per = ctx.channels * ctx.height * ctx.width * 4
-        if not limit or self.samplewise_prefix == 0 or self.plan.sets_size or ctx.n * per <= limit:
+        if not limit or self.samplewise_prefix == self.sources or self.plan.sets_size or ctx.n * per <= limit:
             return None
         pieces = -(-ctx.n * per // limit)
         return [j * ctx.n // pieces for j in range(pieces + 1)]  # balanced: sizes differ by one at most
 
     def run_chunked(self, B: Any, x: Any, to_flow: Any, y: Any, params: Mapping[str, Any], ctx: Context,
                     bounds: list[int], fuse: bool, memory: Any, device: Any, finite: bool = False) -> Flow:
-        """The samplewise prefix chunk by chunk (``to_flow(x[lo:hi])`` makes a chunk's
-        input flow), a chunkable mix after it likewise, then the rest on the whole batch;
-        ``finite`` as ``Flow.finite`` of the whole batch."""
+        """The samplewise prefix chunk by chunk (``to_flow(x[lo:hi])`` makes a chunk's input
+        flow), a chunkable mix after it likewise, then the rest on the whole batch; ``finite``
+        as ``Flow.finite`` of the whole batch. The leading synthetic stages are the caller's,
+        run before on the whole input (``Plan.apply_sources``): a generator is called once."""
         plan = self.plan
         k = self.samplewise_prefix
         shape = (ctx.n, *B.shape(x)[1:])
@@ -176,22 +187,15 @@ class Executor:
         dest = memory.scratch("prefix", shape, device) if chunked_mix is not None else memory.whole(shape, device)
         keys = [d.key for d in plan.sampler.draws]
         scale = 1.0
-        # a synthetic stage in the prefix rewrites labels: each chunk carries its labels
-        labelled = y is not None and any(plan.stages[i].kind == "synthetic" for i in range(k))
-        ys = []
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             pc = {key: params[key][lo:hi] for key in keys}
-            cc = Context(hi - lo, ctx.height, ctx.width, ctx.channels, ctx.num_classes)
+            cc = replace(ctx, n=hi - lo)
             memory.begin()
             try:
-                got = self.run(B, to_flow(x[lo:hi], y[lo:hi]) if labelled else to_flow(x[lo:hi]), pc, cc, fuse,
-                               memory, (0, k), out=dest[lo:hi])
-                scale = got.scale
-                ys.append(got.y)
+                scale = self.run(B, to_flow(x[lo:hi]), pc, cc, fuse, memory, (self.sources, k),
+                                 out=dest[lo:hi]).scale
             finally:
                 memory.end()
-        if labelled:
-            y = B.concat(ys, axis=0)
         if chunked_mix is not None:
             out = memory.whole(shape, device)
             call = StageCall(plan, B, mix, k, params, ctx, fuse, memory, False)

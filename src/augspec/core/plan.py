@@ -183,6 +183,8 @@ class Plan:
             if isinstance(lf.op, FitOp) and not lf.op.fitted:
                 raise SpecError(f"{type(lf.op).__name__} (at {lf.path}): statistics not fitted; call Pipeline.fit(x) first")
         self.stages = self._stages()
+        #: how many leading stages are synthetic (``apply_sources``)
+        self.sources = sum(1 for st in self.stages if st.kind == "synthetic")
         #: whether some stage sets the output size (crops, resizes, pads)
         self.sets_size = any(sets_size(st) for st in self.stages)
         self.sampler.image_shapes = self.draw_shapes
@@ -294,6 +296,15 @@ class Plan:
 
         flow = self.executor.run(B, Flow(x, y, finite=finite), params, ctx, fuse, stages=stages)
         return (flow.x if flow.scale == 1.0 else flow.x * flow.scale), flow.y
+
+    def apply_sources(self, B: Any, x: Any, y: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any]:
+        """The leading synthetic stages on the input batch in its own dtype (``ctx.dtype``),
+        never writing it: what ``apply`` would do in float32, since a synthetic sample
+        enters the batch in the batch's dtype either way. A run that converts its input
+        itself (torch's eager path) calls this first, then the stages from ``sources``."""
+        for st in self.stages[: self.sources]:
+            x, y = self._synthetic(B, st, x, y, params, ctx, True, raw=True)[:2]
+        return x, y
 
     def call(self, lf: Leaf, method: str, *args: Any) -> Any:
         """The leaf's kernel: the backend's registered one, else the op's own method."""
@@ -445,11 +456,14 @@ class Plan:
             y = blend(B, y, B.take(y, perm), B.reshape(lw_tot, (-1, 1)))
         return x, y
 
-    def _synthetic(self, B, st, x, y, params, ctx, fuse, owned=False):
+    def _synthetic(self, B, st, x, y, params, ctx, fuse, owned=False, raw=False):
         """The op's generated samples where its gate is on, their labels likewise. On a backend
         that compacts (an eager CPU batch), only the replaced samples are generated (and their
-        values checked); elsewhere all are, then selected, with no host read."""
-        from .synthetic import RealBatch, check_output
+        values checked); elsewhere all are, then selected, with no host read. A sample enters
+        in the input's dtype (``ctx.dtype``): a uint8 batch gets ``round(255 v)``, as a bank
+        stores it. ``raw``: ``x`` is the input itself, in that dtype (``apply_sources``), else
+        float32 values in [0, 1]."""
+        from .synthetic import RealBatch, check_output, enter
 
         (lf,) = st.leaves
         op, p = lf.op, lf.params(params)
@@ -460,23 +474,26 @@ class Plan:
         gen = op.source()
         real = None
         if gen.reads_batch:
-            real = RealBatch(B.to_nhwc(x), y, B.logical_not(gate))
+            xr = B.to_nhwc(x)
+            if raw:
+                xr = B.cast(xr, "float32") * (1.0 / 255.0 if ctx.dtype == "uint8" else 1.0)
+            real = RealBatch(xr, y, B.logical_not(gate))
+        shape = (ctx.height, ctx.width, ctx.channels)
         idx = B.compact(gate)
         if idx is not None:
             m = B.shape(idx)[0]
             if m == 0:
                 return x, y, owned
-            sub = replace(ctx, n=m)
-            out = self.call(lf, "generate", B, B.take(cls, idx), B.take(key, idx), sub, real)
-            imgs, soft = check_output(B, op.generator, out, m, (ctx.height, ctx.width, ctx.channels), k, True)
+            out = self.call(lf, "generate", B, B.take(cls, idx), B.take(key, idx), replace(ctx, n=m), real)
+            imgs, soft = check_output(B, op.generator, out, m, shape, k, True)
             rows = soft if soft is not None else B.one_hot(B.take(cls, idx), k)
-            x = B.put_rows(x, idx, B.from_nhwc(imgs), inplace=owned)
+            x = B.put_rows(x, idx, B.from_nhwc(enter(B, imgs, ctx.dtype, raw)), inplace=owned)
             if y is not None:
                 y = B.put_rows(y, idx, rows)
             return x, y, True
         out = self.call(lf, "generate", B, cls, key, ctx, real)
-        imgs, soft = check_output(B, op.generator, out, ctx.n, (ctx.height, ctx.width, ctx.channels), k, False)
-        x = B.where(B.per_sample(gate), B.from_nhwc(imgs), x)
+        imgs, soft = check_output(B, op.generator, out, ctx.n, shape, k, False)
+        x = B.where(B.per_sample(gate), B.from_nhwc(enter(B, imgs, ctx.dtype, raw)), x)
         if y is not None:
             rows = soft if soft is not None else B.one_hot(cls, k)
             y = B.where(B.reshape(gate, (-1, 1)), rows, y)

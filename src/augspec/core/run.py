@@ -360,10 +360,10 @@ class Run:
         if ragged is None:
             if plan.sets_size and isinstance(h, int) and isinstance(w, int):
                 self._walk_sizes(plan, h, w)
-            return x, y, single, dtype, out_dtype, Context(n, h, w, c, k)
+            return x, y, single, dtype, out_dtype, Context(n, h, w, c, k, dtype)
         self._check_ragged(plan, ragged.sizes)
         sizes = B.cast(B.asarray(ragged.sizes), "float32")
-        return x, y, single, dtype, out_dtype, Context(n, sizes[:, 0], sizes[:, 1], c, k)
+        return x, y, single, dtype, out_dtype, Context(n, sizes[:, 0], sizes[:, 1], c, k, dtype)
 
     @staticmethod
     def _walk_sizes(plan: Plan, h: int, w: int) -> None:

@@ -113,6 +113,9 @@ class Context:
     width: Any
     channels: int
     num_classes: int | None = None
+    #: the input images' dtype name (``"uint8"``, ``"float32"``, ...), where the run knows it:
+    #: a Synthetic sample enters the batch in that dtype (``Plan._synthetic``)
+    dtype: str | None = None
 
 
 class Op:

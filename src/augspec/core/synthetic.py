@@ -152,9 +152,10 @@ def check_output(B: Any, name: str, out: Any, n: Any, shape: tuple[int, int, int
         labels = B.cast(labels, "float32")
     if check_values:  # a host array (an eager CPU backend): reading it costs nothing
         a = np.asarray(B.to_numpy(out))
-        if not np.isfinite(a).all():
+        lo, hi = (a.min(), a.max()) if a.size else (0.0, 0.0)
+        if not (lo >= 0.0 and hi <= 1.0) and not np.isfinite(a).all():  # NaN fails both comparisons
             raise InputError(f"generator {name!r} returned NaN or inf; a generator returns float32 images in [0, 1]")
-        if a.size and (a.min() < 0.0 or a.max() > 1.0):
+        if lo < 0.0 or hi > 1.0:
             raise InputError(f"generator {name!r} returned values in [{a.min():g}, {a.max():g}]; a generator returns "
                              "float32 images in [0, 1]")
     return out, labels
@@ -162,6 +163,20 @@ def check_output(B: Any, name: str, out: Any, n: Any, shape: tuple[int, int, int
 
 def _known(v: Any) -> bool:
     return isinstance(v, (int, np.integer))
+
+
+def enter(B: Any, imgs: Any, dtype: str | None, raw: bool) -> Any:
+    """Generated float32 images in [0, 1] as they enter a batch of ``dtype``: in that dtype
+    (``raw``: uint8 rounded half up, ``floor(255 v + 1/2)``; floats cast), else as float32
+    values on that dtype's grid (uint8: the rounded value / 255; floats cast there and back).
+    The two agree: a run may add synthetic samples before or after converting its input."""
+    if dtype is None or dtype == "float32":
+        return imgs
+    if dtype == "uint8":  # floor(255 v + 1/2): the cast truncates, which is the floor of v >= 0
+        q = B.clip(imgs * 255.0 + 0.5, 0.0, 255.0)
+        return B.cast(q, "uint8") if raw else B.floor(q) * (1.0 / 255.0)
+    v = B.cast(imgs, dtype)
+    return v if raw else B.cast(v, "float32")
 
 
 def check_generator(name: str, gen: Any) -> Any:

@@ -174,6 +174,8 @@ class TorchRun(Run):
             xf, scale, owned = mem.as_float(xc, dtype)
             return Flow(xf, yc, scale, owned, finite=finite)
 
+        if plan.sources:  # the synthetic samples enter the input in its dtype (uint8 stays uint8)
+            x, y = plan.apply_sources(B, x, y, params, ctx)
         finite = self._finite(plan, x, dtype)
 
         mem.begin()
@@ -181,7 +183,7 @@ class TorchRun(Run):
             if bounds is not None:
                 flow = ex.run_chunked(B, x, to_flow, y, params, ctx, bounds, self.fuse, mem, x.device, finite)
             else:
-                flow = ex.run(B, to_flow(x, y), params, ctx, self.fuse, mem)
+                flow = ex.run(B, to_flow(x, y), params, ctx, self.fuse, mem, (plan.sources, len(plan.stages)))
         finally:
             mem.end()
         xo, yo, scale = flow.x, flow.y, flow.scale
@@ -213,7 +215,7 @@ class TorchRun(Run):
         n, h, w, c, k, dtype, out_dtype, ids = meta
         if ids:  # class ids: the one-hot inside the graph (no kernels outside it)
             y = self.backend.one_hot(y.to(torch.int64), k)
-        ctx = Context(n, h, w, c, k)
+        ctx = Context(n, h, w, c, k, dtype)
         hwc = (h, w, c)
         params = self.plan.sampler.sample(self.backend, ctx.n, tuple(key.unbind(0)), hwc, counters=counters)
         return self._generic(self._generic_plan, x, y, params, ctx, dtype, out_dtype)
@@ -243,7 +245,7 @@ class TorchRun(Run):
                 ids = True
             else:  # soft labels: the core's checks and cast
                 y, k = self._labels(self.plan, y, ctx.n, False, True)
-                ctx = Context(ctx.n, ctx.height, ctx.width, ctx.channels, k)
+                ctx = Context(ctx.n, ctx.height, ctx.width, ctx.channels, k, ctx.dtype)
         hwc = (ctx.height, ctx.width, ctx.channels)
         key = self.key()
         self.step += 1

@@ -82,12 +82,6 @@ class Synthetic(SyntheticOp):
         out["key"] = Uniform(low=0.0, high=1.0, shape=(2,))
         return out
 
-    @property
-    def samplewise(self) -> bool:  # type: ignore[override]
-        """Each sample's replacement reads its own draws only (a backend may chunk the batch):
-        not with an exact count, nor with a generator that reads the batch."""
-        return not self.exact and not self.source().reads_batch
-
     # the generator ------------------------------------------------------------
     def source(self) -> Any:
         """The generator this op names, made once from the registry with ``options``."""
