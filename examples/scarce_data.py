@@ -458,13 +458,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
+def one_thread(framework: str) -> None:
+    """Run the framework on one thread: a model this small runs best so (and the CPU may be shared)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.framework == "torch":
+    if framework == "torch":
         import torch
 
-        torch.set_num_threads(1)  # a model this small runs best on one thread (and the CPU may be shared)
+        torch.set_num_threads(1)
     else:
         import tensorflow as tf
 
@@ -473,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:  # TensorFlow already started in this process
             pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    one_thread(args.framework)
     x, y = load_digits_images()
     x_tr, x_te, y_tr, y_te = split(x, y)
     table = settings()

@@ -29,7 +29,6 @@ accuracy and ECE, mean ± std over seeds, and what the seeds support) and a bar 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -208,19 +207,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.framework == "torch":
-        import torch
-
-        torch.set_num_threads(1)  # a model this small runs best on one thread (and the CPU may be shared)
-    else:
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(1)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TensorFlow already started in this process
-            pass
+    sd.one_thread(args.framework)
     x, y = sd.load_digits_images()
     x_tr, x_te, y_tr, y_te = sd.split(x, y)
     data = (x_tr, y_tr, x_te, y_te)

@@ -22,7 +22,6 @@ half's digits 5-9. Writes a markdown table to ``--out``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -123,19 +122,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.framework == "torch":
-        import torch
-
-        torch.set_num_threads(1)
-    else:
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(1)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TensorFlow already started in this process
-            pass
+    sd.one_thread(args.framework)
     x, y = sd.load_digits_images()
     x_tr, x_te, y_tr, y_te = sd.split(x, y)
     results = []

@@ -294,15 +294,21 @@ def reset_registry() -> None:
         _registry = None
 
 
+def _in_process(thing: Any, add: Callable[[Registrar], None]) -> Any:
+    """``add`` through a Registrar named after ``thing`` (its module and qualified name),
+    committed at once: the in-process decorators' one path."""
+    with _lock:
+        r = Registrar(get_registry(), f"{thing.__module__}.{thing.__qualname__}")
+        add(r)
+        r.commit()
+    return thing
+
+
 def register(cls: type | None = None, *, name: str | None = None) -> Any:
     """Class decorator: register an op in-process under ``name`` (default ``cls.name``)."""
 
     def deco(c: type) -> type:
-        with _lock:
-            r = Registrar(get_registry(), f"{c.__module__}.{c.__qualname__}")
-            r.add_op(c, name)
-            r.commit()
-        return c
+        return _in_process(c, lambda r: r.add_op(c, name))
 
     return deco(cls) if cls is not None else deco
 
@@ -312,11 +318,7 @@ def register_kernel(name: str, backend: str) -> Callable[[Callable], Callable]:
     or a stage kernel (``name = stage_kernel_name(kind)``)."""
 
     def deco(fn: Callable) -> Callable:
-        with _lock:
-            r = Registrar(get_registry(), f"{fn.__module__}.{fn.__qualname__}")
-            r.add_kernel(name, backend, fn)
-            r.commit()
-        return fn
+        return _in_process(fn, lambda r: r.add_kernel(name, backend, fn))
 
     return deco
 
@@ -328,11 +330,7 @@ def register_generator(factory: Any = None, *, name: str | None = None) -> Any:
 
     def deco(f: Any) -> Any:
         n = name or getattr(f, "name", "") or getattr(f, "__name__", "")
-        with _lock:
-            r = Registrar(get_registry(), f"{f.__module__}.{f.__qualname__}")
-            r.add_generator(n, f)
-            r.commit()
-        return f
+        return _in_process(f, lambda r: r.add_generator(n, f))
 
     return deco(factory) if factory is not None else deco
 
