@@ -548,3 +548,19 @@ def test_a_synthetic_sample_enters_in_the_batch_dtype_on_every_path(dtype):
     entered = want[g] * std + mean  # undo Normalize
     grid = np.floor(imgs[g] * 255 + 0.5) / 255 if dtype == "uint8" else imgs[g].astype(dtype).astype(np.float32)
     np.testing.assert_allclose(entered, grid, atol=1e-5 if dtype != "float16" else 2e-3)
+
+
+def test_torch_compile_runs_synthetic_like_eager(bad_gen):
+    """``jit=True`` traces the op (no host read: every sample generated, then selected) and
+    gives what the eager run gives."""
+    torch = pytest.importorskip("torch")
+    pipe = aug.Pipeline([aug.Synthetic("bad_test_gen", ratio=0.5, options={"mode": "ok"}), aug.HorizontalFlip()],
+                        num_classes=K, seed=0)
+    x, y = batch(n=8, h=6, w=5, c=3)
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    eager = pipe.compile("torch")
+    jit = pipe.compile("torch", jit=True)
+    a, ya = eager(xt, torch.from_numpy(y))
+    b, yb = jit(xt, torch.from_numpy(y))
+    assert torch.equal(a, b) and torch.equal(ya, yb)
+    assert (ya.argmax(1) != torch.from_numpy(y)).any() or (a == 0).all(dim=(1, 2, 3)).any()

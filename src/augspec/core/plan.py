@@ -201,9 +201,10 @@ class Plan:
             out.append(ctx)
         return out
 
-    def prepare(self, n: int, hwc: tuple[Any, Any, int] | None) -> None:
-        """Build every host constant a call on ``n`` images of ``hwc`` reads (the sampler's
-        layout, each op's tables: ``Op.prepare``), so a trace finds them built."""
+    def prepare(self, n: int, hwc: tuple[Any, Any, int] | None, num_classes: int | None = None) -> None:
+        """Build every host constant a call on ``n`` images of ``hwc`` (and ``num_classes``
+        classes) reads (the sampler's layout, each op's tables: ``Op.prepare``), so a trace
+        finds them built."""
         self.sampler.prepare(n, hwc)
         if hwc is None:
             return
@@ -211,7 +212,7 @@ class Plan:
         for lf in self.leaves:
             h, w, c = shapes[lf.path]
             if isinstance(h, int) and isinstance(w, int):
-                lf.op.prepare(Context(n, h, w, c))
+                lf.op.prepare(Context(n, h, w, c, num_classes))
 
     def draw_shapes(self, hwc: tuple[Any, Any, int]) -> dict[str, tuple[Any, Any, int]]:
         """The (H, W, C) each leaf's draws see for an input of ``hwc`` (by leaf path): the

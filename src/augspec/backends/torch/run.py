@@ -250,7 +250,7 @@ class TorchRun(Run):
         key = self.key()
         self.step += 1
         counters = self.counters(ctx.n, hwc, x4.device)
-        self.plan.prepare(ctx.n, hwc)  # host constants built before tracing: no recompilation
+        self.plan.prepare(ctx.n, hwc, ctx.num_classes)  # host constants built before tracing: no recompilation
         kt = self.key_tensor(key, x4.device)
         meta = (ctx.n, ctx.height, ctx.width, ctx.channels, ctx.num_classes, dtype, out_dtype, ids)
         xo, yo = self._compiled(x4, y, counters, kt, meta)
