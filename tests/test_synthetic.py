@@ -564,3 +564,27 @@ def test_torch_compile_runs_synthetic_like_eager(bad_gen):
     b, yb = jit(xt, torch.from_numpy(y))
     assert torch.equal(a, b) and torch.equal(ya, yb)
     assert (ya.argmax(1) != torch.from_numpy(y)).any() or (a == 0).all(dim=(1, 2, 3)).any()
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax", "albumentations"])
+def test_a_bank_serves_the_same_images_on_every_backend(small_bank, backend):
+    pytest.importorskip({"albumentations": "albumentations"}.get(backend, backend))
+    pipe = aug.Pipeline([aug.Synthetic("bank", ratio=0.5, options={"path": str(small_bank)}), aug.HorizontalFlip()],
+                        num_classes=4, seed=0)
+    x, y = batch(n=6, h=12, w=10, c=1)
+    y = y % 4
+    ref = pipe.compile("numpy")
+    p = ref.sample(6, x.shape[1:])
+    want = ref.apply(x, y, p)
+    run = pipe.compile(backend, **({"exact_draws": True} if backend == "albumentations" else {}))
+    if backend == "torch":
+        import torch
+
+        got = run.apply(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y),
+                        {k: torch.from_numpy(np.asarray(v)) for k, v in p.items()})
+        gx, gy = got[0].numpy().transpose(0, 2, 3, 1), got[1].numpy()
+    else:
+        got = run.apply(x, y, p)
+        gx, gy = np.asarray(got[0]), np.asarray(got[1])
+    np.testing.assert_array_equal(gx, want[0])
+    np.testing.assert_array_equal(gy, want[1])
