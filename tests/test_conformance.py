@@ -49,6 +49,8 @@ TRACED_SKIP += () if _FULL else ("resize_short_side", "resize_plain", "resize_ne
                                  "random_crop_fill", "random_crop_edge", "pad", "random_resized_crop")
 #: of the policies CI traces RandAugment (its layers, Given and Magnitude draws, every op it draws)
 TRACED_SKIP += () if _FULL else ("trivial_augment_wide", "auto_augment", "augmix")
+#: of the synthetic cases CI traces three (a sized one has its own TF and JAX test: tests/test_synthetic.py)
+TRACED_SKIP += () if _FULL else ("synthetic_sized",)
 
 
 def _batch_ops():

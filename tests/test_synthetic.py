@@ -190,9 +190,9 @@ def test_classes_need_a_count_and_weights_must_match_it():
         run_np([aug.Synthetic(class_weights=(1, 1, 1))])(x, y)
 
 
-def test_images_of_different_sizes_are_refused_by_name():
+def test_images_of_different_sizes_need_the_synthetic_size():
     run = run_np([aug.Synthetic(), aug.RandomResizedCrop(8)])
-    with pytest.raises(InputError, match="Synthetic makes images of the batch's one size"):
+    with pytest.raises(InputError, match=r"Synthetic \(at 0\): the images have different sizes; give the size"):
         run([np.zeros((10, 12, 3), np.uint8), np.zeros((9, 11, 3), np.uint8)], np.array([0, 1]))
 
 
@@ -588,3 +588,53 @@ def test_a_bank_serves_the_same_images_on_every_backend(small_bank, backend):
         gx, gy = np.asarray(got[0]), np.asarray(got[1])
     np.testing.assert_array_equal(gx, want[0])
     np.testing.assert_array_equal(gy, want[1])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow", "jax", "albumentations"])
+def test_sized_synthetic_samples_in_batches_of_different_sizes(backend):
+    """A folder of JPEGs of every size: with ``size``, a synthetic sample is made at that size
+    (top left of its padded image), takes it, and the crop after it treats it as any image;
+    a batch of one size whose size differs from ``size`` becomes one of different sizes."""
+    pytest.importorskip({"albumentations": "albumentations"}.get(backend, backend))
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((20, 30), (25, 18), (16, 16), (30, 22))]
+    y = np.arange(4)
+    pipe = aug.Pipeline([aug.Synthetic("fractal", ratio=0.6, size=(16, 16)), aug.RandomResizedCrop(12),
+                         aug.HorizontalFlip()], num_classes=4, seed=5)
+    ref = pipe.compile("numpy")
+    run = pipe.compile(backend, **({"exact_draws": True} if backend == "albumentations" else {}))
+    for inputs in (imgs, np.stack([im[:16, :16] for im in imgs])):
+        p = ref.sample(4, (30, 30, 3))
+        want = ref.apply(inputs, y, p)
+        if backend == "torch":
+            import torch
+
+            xt = [torch.from_numpy(im.transpose(2, 0, 1).copy()) for im in inputs] if isinstance(inputs, list) else \
+                torch.from_numpy(inputs.transpose(0, 3, 1, 2).copy())
+            got = run.apply(xt, torch.from_numpy(y), {k: torch.from_numpy(np.asarray(v)) for k, v in p.items()})
+            gx, gy = got[0].numpy().transpose(0, 2, 3, 1), got[1].numpy()
+        else:
+            got = run.apply(inputs, y, p)
+            gx, gy = np.asarray(got[0]), np.asarray(got[1])
+        assert gx.shape == (4, 12, 12, 3)
+        assert np.abs(gx.astype(int) - want[0]).max() <= 1
+        np.testing.assert_array_equal(gy, want[1])
+    g = np.asarray(p["0/replace"])
+    assert g.any() and not g.all()
+    for i in range(4):  # each image alone (its own size) gives the same image: the sample's size is the op's
+        xi, _ = ref.apply(inputs[i:i + 1], y[i:i + 1], {k: np.asarray(v)[i:i + 1] for k, v in p.items()})
+        np.testing.assert_array_equal(xi, want[0][i:i + 1])
+
+
+def test_synthetic_size_rules():
+    x, y = batch(n=4, h=12, w=10)
+    with pytest.raises(InputError, match=r"Synthetic makes samples of size \(8, 8\).*must follow it"):
+        run_np([aug.Synthetic(size=(8, 8)), aug.HorizontalFlip()])(x, y)
+    with pytest.raises(InputError, match="give the size of the synthetic samples"):
+        run_np([aug.Synthetic(), aug.RandomResizedCrop(6)])([x[0], x[1, :10]], y[:2])
+    with pytest.raises(InputError, match=r"does not fit in the padded batch"):
+        run_np([aug.Synthetic(ratio=1.0, size=(20, 8)), aug.RandomResizedCrop(6)])([x[0], x[1, :10]], y[:2])
+    for bad in ((8,), (0, 4), "8x8"):
+        with pytest.raises((SpecError, SpecTypeError)):
+            aug.Synthetic(size=bad)
+    assert run_np([aug.Synthetic(size=(12, 10)), aug.HorizontalFlip()])(x, y)[0].shape == x.shape  # the batch's size

@@ -190,6 +190,8 @@ def _builtin_cases() -> list[Case]:
         c("synthetic_fractal", lambda: [aug.Synthetic("fractal", ratio=0.5), aug.HorizontalFlip(p=0.5)]),
         c("synthetic_exact", lambda: [aug.Brightness(0.3), aug.Synthetic("fractal", ratio=0.5, exact=True,
                                                                           class_weights=(1, 2, 3, 4, 0, 0, 1, 1, 1, 1))]),
+        c("synthetic_sized", lambda: [aug.Synthetic("fractal", ratio=0.5, size=(5, 5)),
+                                      aug.RandomResizedCrop((9, 11))], "warp"),
         c("synthetic_elastic", lambda: [aug.Synthetic("elastic", ratio=0.5, options={"alpha": 8.0, "sigma": 2.0}),
                                         aug.Contrast(0.3)], "warp"),
         c("mixed", lambda: [aug.Affine(rotate=15, translate=0.1, scale=(0.9, 1.1), shear=5),

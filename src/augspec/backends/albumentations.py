@@ -69,7 +69,7 @@ from ..core.pipeline import Pipeline  # noqa: E402
 from ..core.plan import Leaf, Plan, Stage, _gate_affine, is_batch_op, split_pipeline  # noqa: E402
 from ..core.random import M32, Bernoulli, DrawSpec, Normal, Sampler, Uniform  # noqa: E402
 from ..core.resample import needs_warp, resample_stage, sets_size  # noqa: E402
-from ..core.run import Ragged, Run, _state_int  # noqa: E402
+from ..core.run import Run, _state_int  # noqa: E402
 from ..core.spec import Context, Op  # noqa: E402
 from .numpy import NumpyBackend  # noqa: E402
 
@@ -427,6 +427,11 @@ class _NumpyKernel(_StageBase):
 # --------------------------------------------------------------------- run
 
 
+def _sizes_of(ctx: Context) -> np.ndarray:
+    """(N, 2) int64 heights and widths of a context of images of different sizes."""
+    return np.stack([np.asarray(ctx.height), np.asarray(ctx.width)], axis=1).astype(np.int64)
+
+
 class AlbumentationsRun(Run):
     """A pipeline compiled for the albumentations backend (see the module docstring).
 
@@ -557,7 +562,7 @@ class AlbumentationsRun(Run):
             return super()._run(plan, images, labels, params, convert_labels)
         xb, y, single, dtype, out_dtype, bctx = self._check_batch(plan, self._input(images), labels, convert_labels)
         n, c = bctx.n, bctx.channels
-        sizes = images.sizes if isinstance(images, Ragged) else None
+        sizes = None if isinstance(bctx.height, int) else _sizes_of(bctx)  # images of different sizes
         if n == 0:
             xo = xb.astype(out_dtype)
             return (xo, y) if labels is not None else xo
@@ -566,7 +571,9 @@ class AlbumentationsRun(Run):
         end = plan.stage_contexts(self.backend, Context(1, h, w, c))[-1]  # the output size (fixed, checked)
         oh, ow = end.height, end.width
         if plan.sources:  # the synthetic stages, on the batch, in the input's dtype
-            xb, y = plan.apply_sources(self.backend, xb, y, params, bctx)
+            xb, y, bctx = plan.apply_sources(self.backend, xb, y, params, bctx)
+            if sizes is not None:  # a synthetic sample takes its own size
+                sizes = _sizes_of(bctx)
         out = np.empty((n, oh, ow, c), dtype=out_dtype)
         for i in range(n):  # a per-image backend: one image at a time, as in a data-loader worker
             img = xb[i]

@@ -298,14 +298,22 @@ class Plan:
         flow = self.executor.run(B, Flow(x, y, finite=finite), params, ctx, fuse, stages=stages)
         return (flow.x if flow.scale == 1.0 else flow.x * flow.scale), flow.y
 
-    def apply_sources(self, B: Any, x: Any, y: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any]:
+    def apply_sources(self, B: Any, x: Any, y: Any, params: Mapping[str, Any], ctx: Context
+                      ) -> tuple[Any, Any, Context]:
         """The leading synthetic stages on the input batch in its own dtype (``ctx.dtype``),
         never writing it: what ``apply`` would do in float32, since a synthetic sample
-        enters the batch in the batch's dtype either way. A run that converts its input
-        itself (torch's eager path) calls this first, then the stages from ``sources``."""
+        enters the batch in the batch's dtype either way. Returns ``(x, y, ctx)``: in a batch
+        of images of different sizes (``ctx.height`` an array) a synthetic sample is made at
+        the op's ``size``, at the top left of its padded image, and takes that size, which the
+        returned context says. Runs call this on their input, then the stages from ``sources``."""
         for st in self.stages[: self.sources]:
             x, y = self._synthetic(B, st, x, y, params, ctx, True, raw=True)[:2]
-        return x, y
+            if not isinstance(ctx.height, int):
+                (lf,) = st.leaves
+                gate = self.call(lf, "replace", B, lf.params(params), ctx)
+                sh, sw = lf.op.size
+                ctx = replace(ctx, height=B.where(gate, float(sh), ctx.height), width=B.where(gate, float(sw), ctx.width))
+        return x, y, ctx
 
     def call(self, lf: Leaf, method: str, *args: Any) -> Any:
         """The leaf's kernel: the backend's registered one, else the op's own method."""
@@ -479,6 +487,12 @@ class Plan:
             if raw:
                 xr = B.cast(xr, "float32") * (1.0 / 255.0 if ctx.dtype == "uint8" else 1.0)
             real = RealBatch(xr, y, B.logical_not(gate))
+        pad = None
+        if not isinstance(ctx.height, int):  # a batch of different sizes: made at the op's size
+            if not raw:
+                raise SpecError("Synthetic in a batch of images of different sizes runs through Plan.apply_sources")
+            pad = _synthetic_size(B, op, x)
+            ctx = replace(ctx, height=op.size[0], width=op.size[1])
         shape = (ctx.height, ctx.width, ctx.channels)
         idx = B.compact(gate)
         if idx is not None:
@@ -488,13 +502,13 @@ class Plan:
             out = self.call(lf, "generate", B, B.take(cls, idx), B.take(key, idx), replace(ctx, n=m), real)
             imgs, soft = check_output(B, op.generator, out, m, shape, k, True)
             rows = soft if soft is not None else B.one_hot(B.take(cls, idx), k)
-            x = B.put_rows(x, idx, B.from_nhwc(enter(B, imgs, ctx.dtype, raw)), inplace=owned)
+            x = B.put_rows(x, idx, B.from_nhwc(_padded(B, enter(B, imgs, ctx.dtype, raw), pad)), inplace=owned)
             if y is not None:
                 y = B.put_rows(y, idx, rows)
             return x, y, True
         out = self.call(lf, "generate", B, cls, key, ctx, real)
         imgs, soft = check_output(B, op.generator, out, ctx.n, shape, k, False)
-        x = B.where(B.per_sample(gate), B.from_nhwc(enter(B, imgs, ctx.dtype, raw)), x)
+        x = B.where(B.per_sample(gate), B.from_nhwc(_padded(B, enter(B, imgs, ctx.dtype, raw), pad)), x)
         if y is not None:
             rows = soft if soft is not None else B.one_hot(cls, k)
             y = B.where(B.reshape(gate, (-1, 1)), rows, y)
@@ -507,6 +521,38 @@ class Plan:
         out = self.call(lf, "labels", B, y, lf.params(params), ctx)
         g = self.gate(lf, params)
         return x, (out if g is None else B.where(B.reshape(g, (-1, 1)), out, y))
+
+
+def _synthetic_size(B: Any, op: Op, x: Any) -> tuple[int, int]:
+    """The padding (rows, columns) that puts ``op.size`` images at the top left of the padded
+    batch ``x`` of images of different sizes, or an error naming the op."""
+    from .errors import InputError
+
+    if op.size is None:
+        raise InputError(f"{type(op).__name__}: the images have different sizes; give the size of the synthetic "
+                         "samples, size=(height, width) (they then go through the ops after it like the others)")
+    _, bh, bw, _ = B.image_dims(x)
+    if not (isinstance(bh, int) and isinstance(bw, int)):
+        raise InputError(f"{type(op).__name__}: a batch of images of different sizes needs a padded size known when "
+                         "tracing (a static shape)")
+    sh, sw = op.size
+    if sh > bh or sw > bw:
+        raise InputError(f"{type(op).__name__}: size={op.size} does not fit in the padded batch ({bh}, {bw}); "
+                         "give a size no larger than the largest image")
+    return bh - sh, bw - sw
+
+
+def _padded(B: Any, imgs: Any, pad: tuple[int, int] | None) -> Any:
+    """NHWC ``imgs`` padded with zeros at the bottom and right by ``pad`` (None: as they are)."""
+    if pad is None or pad == (0, 0):
+        return imgs
+    n, h, w, c = B.shape(imgs)
+    dt = B.dtype_name(imgs)
+    if pad[0]:
+        imgs = B.concat([imgs, B.cast(B.zeros((n, pad[0], w, c), "float32"), dt)], axis=1)
+    if pad[1]:
+        imgs = B.concat([imgs, B.cast(B.zeros((n, h + pad[0], pad[1], c), "float32"), dt)], axis=2)
+    return imgs
 
 
 def _key_words(B: Any, u: Any) -> Any:

@@ -357,6 +357,21 @@ class Run:
                                  f"images have {c} channels; give one value or {c}")
         y, k = self._labels(plan, labels, n, single, convert_labels)
         out_dtype = dtype if plan.bounded or dtype != "uint8" else "float32"
+        if ragged is None and self._resized_sources(plan, h, w):
+            # synthetic samples of another size make the batch one of images of different sizes
+            import numpy as np
+
+            from .resample import sets_size
+
+            nxt = plan.stages[plan.sources] if len(plan.stages) > plan.sources else None
+            if nxt is None or not sets_size(nxt):
+                sizes_ = [st.leaves[0].op.size for st in plan.stages[: plan.sources]]
+                raise InputError(f"Synthetic makes samples of size {sizes_[0]}, not the images' ({h}, {w}): an op that "
+                                 "fixes the size must follow it, e.g. RandomResizedCrop(size) or Resize((height, width))")
+            if isinstance(n, int):
+                self._check_ragged(plan, np.tile(np.array([[h, w]], np.int64), (n, 1)))
+            one = B.ones((n,), "float32")
+            return x, y, single, dtype, out_dtype, Context(n, one * float(h), one * float(w), c, k, dtype)
         if ragged is None:
             if plan.sets_size and isinstance(h, int) and isinstance(w, int):
                 self._walk_sizes(plan, h, w)
@@ -364,6 +379,11 @@ class Run:
         self._check_ragged(plan, ragged.sizes)
         sizes = B.cast(B.asarray(ragged.sizes), "float32")
         return x, y, single, dtype, out_dtype, Context(n, sizes[:, 0], sizes[:, 1], c, k, dtype)
+
+    @staticmethod
+    def _resized_sources(plan: Plan, h: Any, w: Any) -> bool:
+        """Whether a synthetic op of the plan makes samples of a ``size`` other than the batch's."""
+        return any(st.leaves[0].op.size not in (None, (h, w)) for st in plan.stages[: plan.sources])
 
     @staticmethod
     def _walk_sizes(plan: Plan, h: int, w: int) -> None:
@@ -375,25 +395,31 @@ class Run:
 
     @staticmethod
     def _check_ragged(plan: Plan, sizes: Any) -> None:
-        """Images of different sizes need the first stage to fix the size; where the sizes
-        are on the host (a NumPy array), every size-setting op checks each one."""
+        """Images of different sizes need the first stage (after the synthetic ones, which
+        need their ``size``) to fix the size; where the sizes are on the host (a NumPy array),
+        every size-setting op checks each one, and each synthetic size."""
         import numpy as np
 
         from .resample import sets_size, stage_output
 
-        if any(st.kind == "synthetic" for st in plan.stages):
-            raise InputError("Synthetic makes images of the batch's one size: the images have different sizes; "
-                             "resize or crop them to one size first (e.g. in the dataset), or pad them")
-        first = plan.stages[0] if plan.stages else None
+        made = []
+        for st in plan.stages[: plan.sources]:
+            op = st.leaves[0].op
+            if op.size is None:
+                raise InputError(f"{type(op).__name__} (at {st.leaves[0].path}): the images have different sizes; "
+                                 "give the size of the synthetic samples, size=(height, width)")
+            made.append(tuple(op.size))
+        first = plan.stages[plan.sources] if len(plan.stages) > plan.sources else None
         if first is None or not sets_size(first):
             what = type(first.leaves[0].op).__name__ if first is not None else "nothing"
             raise InputError(
-                f"the images have different sizes, but the pipeline starts with {what}: make its first op fix the "
-                "size, e.g. RandomResizedCrop(size), Resize((height, width)), or Resize(s) then CenterCrop(size)")
+                f"the images have different sizes, but the pipeline starts with {what}{' after Synthetic' if made else ''}"
+                ": make its first op fix the size, e.g. RandomResizedCrop(size), Resize((height, width)), or "
+                "Resize(s) then CenterCrop(size)")
         if not isinstance(sizes, np.ndarray):  # known when the graph runs: the stage's resampling checks
             return
         outs = set()
-        for h, w in {(int(a), int(b)) for a, b in sizes.tolist()}:
+        for h, w in {(int(a), int(b)) for a, b in sizes.tolist()} | set(made):
             Run._walk_sizes(plan, h, w)
             outs.add(stage_output(SCALAR, first, h, w))
         if len(outs) > 1:
@@ -411,10 +437,13 @@ class Run:
         self._check_params(plan, params, n, ctx, self._hwc(x))
         if dtype != "uint8":
             self._check_range(plan, x)
+        if plan.sources:  # the synthetic samples, into the input in its dtype
+            x, y, ctx = plan.apply_sources(B, x, y, params, ctx)
         xf = B.cast(x, "float32")
         if dtype == "uint8":
             xf = xf * (1.0 / 255.0)
-        xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse, finite=self._finite(plan, x, dtype))
+        xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse, stages=(plan.sources, len(plan.stages)),
+                            finite=self._finite(plan, x, dtype))
         xo, yo = self._own_outputs(plan, dtype, xo, yo, y)
         if out_dtype == "uint8":
             xo = B.cast(B.floor(B.clip(xo, 0.0, 1.0) * 255.0 + 0.5), "uint8")

@@ -128,10 +128,12 @@ class TorchRun(Run):
         self._check_params(plan, params, ctx.n, ctx, self._hwc(x))
         if dtype != "uint8":
             self._check_range(plan, x)
+        if plan.sources:  # the synthetic samples, into the input in its dtype (uint8 stays uint8)
+            x, y, ctx = plan.apply_sources(self.backend, x, y, params, ctx)
         if not (x.requires_grad and torch.is_grad_enabled()):
-            xo, yo = self._eager(plan, x, y, params, ctx, dtype, out_dtype)
+            xo, yo = self._eager(plan, x, y, params, ctx, dtype, out_dtype, plan.sources)
         else:
-            xo, yo = self._generic(plan, x, y, params, ctx, dtype, out_dtype)
+            xo, yo = self._generic(plan, x, y, params, ctx, dtype, out_dtype, plan.sources)
             xo, yo = self._own_outputs(plan, dtype, xo, yo, y)
         if yo is y and yo is not None:
             yo = yo.clone()  # labels passed through: never the caller's tensor
@@ -145,13 +147,14 @@ class TorchRun(Run):
         return xo if labels is None else (xo, yo)
 
     def _generic(self, plan: Plan, x: Any, y: Any, params: Mapping[str, Any], ctx: Context, dtype: str,
-                 out_dtype: str) -> tuple[Any, Any]:
-        """The core's numeric path on the primitives (also what ``torch.compile`` traces)."""
+                 out_dtype: str, start: int = 0) -> tuple[Any, Any]:
+        """The core's numeric path on the primitives (also what ``torch.compile`` traces),
+        from stage ``start`` (after the synthetic stages, where the caller ran them)."""
         B = self.backend
         xf = x.to(torch.float32)
         if dtype == "uint8":
             xf = xf * (1.0 / 255.0)
-        xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse)
+        xo, yo = plan.apply(B, xf, y, params, ctx, self.fuse, stages=(start, len(plan.stages)))
         if out_dtype == "uint8":
             xo = torch.floor(torch.clamp(xo, 0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
         elif out_dtype != "float32":
@@ -159,12 +162,13 @@ class TorchRun(Run):
         return xo, yo
 
     def _eager(self, plan: Plan, x: Any, y: Any, params: Mapping[str, Any], ctx: Context, dtype: str,
-               out_dtype: str) -> tuple[Any, Any]:
-        """The executor with the stage kernels and this run's memory (NCHW); a large CPU
-        batch in chunks (the backend's ``chunk_bytes``)."""
+               out_dtype: str, start: int = 0) -> tuple[Any, Any]:
+        """The executor with the stage kernels and this run's memory (NCHW), from stage
+        ``start``; a large CPU batch in chunks (the backend's ``chunk_bytes``; the chunked
+        stages start after the synthetic ones, which the caller ran)."""
         B = self.backend
         if B.layout != "NCHW":
-            return self._generic(plan, x, y, params, ctx, dtype, out_dtype)
+            return self._generic(plan, x, y, params, ctx, dtype, out_dtype, start)
         mem = self.memory
         mem.fresh_out = out_dtype == "float32"
         ex = plan.executor
@@ -174,8 +178,6 @@ class TorchRun(Run):
             xf, scale, owned = mem.as_float(xc, dtype)
             return Flow(xf, yc, scale, owned, finite=finite)
 
-        if plan.sources:  # the synthetic samples enter the input in its dtype (uint8 stays uint8)
-            x, y = plan.apply_sources(B, x, y, params, ctx)
         finite = self._finite(plan, x, dtype)
 
         mem.begin()
@@ -183,7 +185,7 @@ class TorchRun(Run):
             if bounds is not None:
                 flow = ex.run_chunked(B, x, to_flow, y, params, ctx, bounds, self.fuse, mem, x.device, finite)
             else:
-                flow = ex.run(B, to_flow(x, y), params, ctx, self.fuse, mem, (plan.sources, len(plan.stages)))
+                flow = ex.run(B, to_flow(x, y), params, ctx, self.fuse, mem, (start, len(plan.stages)))
         finally:
             mem.end()
         xo, yo, scale = flow.x, flow.y, flow.scale

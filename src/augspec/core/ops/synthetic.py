@@ -13,7 +13,11 @@ generator returns (a variant of a real sample takes that sample's label).
 The planner runs Synthetic stages before every other op, wherever they sit in the
 pipeline, so every op augments real and synthetic samples alike; Synthetic cannot be
 inside ``OneOf`` or ``RandomApply`` (its ``ratio`` is its gate). ``K`` is the pipeline's
-``num_classes`` (or the soft labels' width), else ``len(class_weights)``.
+``num_classes`` (or the soft labels' width), else ``len(class_weights)``. In a batch of
+images of different sizes (a folder of JPEGs) a synthetic sample is made at ``size``, at the
+top left of its padded image, and takes that size: the crop or resize after it treats it
+like any image of that size. A ``size`` other than the batch's makes any batch one of
+images of different sizes (an op that fixes the size must follow).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 
 from ..errors import InputError, SpecError, SpecTypeError
 from ..random import Bernoulli, Distribution, Permutation, Uniform
-from ..spec import Context, SyntheticOp, check_number, check_prob, spec
+from ..spec import Context, SyntheticOp, check_int, check_number, check_prob, spec
 
 
 def _options(value: Any) -> tuple[tuple[str, Any], ...]:
@@ -48,7 +52,10 @@ def _options(value: Any) -> tuple[tuple[str, Any], ...]:
 class Synthetic(SyntheticOp):
     """Replace ``ratio`` of each batch with images from ``generator`` (see the module notes):
     per sample with probability ``ratio``, or exactly ``round(ratio * N)`` samples when
-    ``exact``; classes uniform or by ``class_weights``; ``options`` build the generator."""
+    ``exact``; classes uniform or by ``class_weights``; ``options`` build the generator.
+    ``size``: ``(height, width)`` of the synthetic samples (None: the batch's size; needed for
+    a batch of images of different sizes); samples of another size than the batch's make it a
+    batch of images of different sizes, so an op that fixes the size must follow."""
 
     name = "synthetic"
     generator: str = "fractal"
@@ -56,6 +63,7 @@ class Synthetic(SyntheticOp):
     exact: bool = False
     class_weights: Any = None
     options: Any = ()
+    size: Any = None
     #: Synthetic has no apply probability of its own: ``ratio`` is its gate
     p = 1.0
 
@@ -75,6 +83,11 @@ class Synthetic(SyntheticOp):
                 raise SpecError(f"{n}: class_weights={self.class_weights!r} sum to 0")
             object.__setattr__(self, "class_weights", w)
         object.__setattr__(self, "options", _options(self.options))
+        if self.size is not None:
+            if not isinstance(self.size, (list, tuple)) or len(self.size) != 2:
+                raise SpecTypeError(f"{n}: size must be (height, width) or None, got {self.size!r}")
+            object.__setattr__(self, "size", (check_int(n, "size", self.size[0], 1, 1 << 15),
+                                              check_int(n, "size", self.size[1], 1, 1 << 15)))
 
     def draws(self) -> dict[str, Distribution]:
         out: dict[str, Distribution] = {"order": Permutation()} if self.exact else {"replace": Bernoulli(p=self.ratio)}
