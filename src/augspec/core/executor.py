@@ -92,18 +92,10 @@ class Memory:
         raise NotImplementedError
 
 
-def leading_sources(plan: Any) -> int:
-    """How many leading stages are synthetic (they come first: ``Plan._stages``)."""
-    k = 0
-    while k < len(plan.stages) and plan.stages[k].kind == "synthetic":
-        k += 1
-    return k
-
-
 def samplewise_prefix(plan: Any) -> int:
     """The end of the stages, after the leading synthetic ones, that act on each sample alone
     (see the module notes)."""
-    k = leading_sources(plan)
+    k = plan.sources  # the synthetic stages come first (``Plan._stages``)
     for st in plan.stages[k:]:
         if st.kind not in SAMPLEWISE_KINDS or not all(
                 getattr(lf.op, "samplewise", False) and lf.op.name not in plan.kernels for lf in st.leaves):
@@ -119,7 +111,7 @@ class Executor:
         self.plan = plan
         self.stage_kernels = {kind: plan.kernels.get(stage_kernel_name(kind)) for kind in
                               {st.kind for st in plan.stages}}
-        self.sources = leading_sources(plan)
+        self.sources = plan.sources
         self.samplewise_prefix = samplewise_prefix(plan)
 
     # ------------------------------------------------------------------ whole

@@ -30,6 +30,7 @@ from .random import Bernoulli, DrawSpec, Sampler
 from .registry import op_kind
 from .resample import needs_warp, resample_stage, sets_size, stage_output
 from .spec import Context, FitOp, Op, has_displacement
+from .synthetic import RealBatch, check_output, enter, key_words
 
 
 @dataclass(frozen=True)
@@ -307,10 +308,10 @@ class Plan:
         the op's ``size``, at the top left of its padded image, and takes that size, which the
         returned context says. Runs call this on their input, then the stages from ``sources``."""
         for st in self.stages[: self.sources]:
-            x, y = self._synthetic(B, st, x, y, params, ctx, True, raw=True)[:2]
+            (lf,) = st.leaves
+            gate = self.call(lf, "replace", B, lf.params(params), ctx)
+            x, y = self._synthetic(B, st, x, y, params, ctx, True, raw=True, gate=gate)[:2]
             if not isinstance(ctx.height, int):
-                (lf,) = st.leaves
-                gate = self.call(lf, "replace", B, lf.params(params), ctx)
                 sh, sw = lf.op.size
                 ctx = replace(ctx, height=B.where(gate, float(sh), ctx.height), width=B.where(gate, float(sw), ctx.width))
         return x, y, ctx
@@ -465,21 +466,20 @@ class Plan:
             y = blend(B, y, B.take(y, perm), B.reshape(lw_tot, (-1, 1)))
         return x, y
 
-    def _synthetic(self, B, st, x, y, params, ctx, fuse, owned=False, raw=False):
+    def _synthetic(self, B, st, x, y, params, ctx, fuse, owned=False, raw=False, gate=None):
         """The op's generated samples where its gate is on, their labels likewise. On a backend
         that compacts (an eager CPU batch), only the replaced samples are generated (and their
         values checked); elsewhere all are, then selected, with no host read. A sample enters
         in the input's dtype (``ctx.dtype``): a uint8 batch gets ``round(255 v)``, as a bank
         stores it. ``raw``: ``x`` is the input itself, in that dtype (``apply_sources``), else
-        float32 values in [0, 1]."""
-        from .synthetic import RealBatch, check_output, enter
-
+        float32 values in [0, 1]; ``gate``: the op's ``replace``, where the caller has it."""
         (lf,) = st.leaves
         op, p = lf.op, lf.params(params)
         k = op.num_classes(ctx)
-        gate = self.call(lf, "replace", B, p, ctx)
+        if gate is None:
+            gate = self.call(lf, "replace", B, p, ctx)
         cls = self.call(lf, "classes", B, p, ctx)
-        key = _key_words(B, p["key"])
+        key = key_words(B, p["key"])
         gen = op.source()
         real = None
         if gen.reads_batch:
@@ -553,12 +553,6 @@ def _padded(B: Any, imgs: Any, pad: tuple[int, int] | None) -> Any:
     if pad[1]:
         imgs = B.concat([imgs, B.cast(B.zeros((n, h + pad[0], pad[1], c), "float32"), dt)], axis=2)
     return imgs
-
-
-def _key_words(B: Any, u: Any) -> Any:
-    from .synthetic import key_words
-
-    return key_words(B, u)
 
 
 def _warp_affine(B: Any, x: Any, inverse: Any, st: Stage, fill: Any, mode: str) -> Any:
