@@ -455,7 +455,8 @@ class AlbumentationsRun(Run):
     """
 
     def __init__(self, pipeline: Any, backend: AlbumentationsBackend, *, kernels: Mapping[str, Any] | None = None,
-                 fuse: bool = True, epoch: int = 0, rank: int | None = None, worker: int | None = None):
+                 fuse: bool = True, epoch: int = 0, rank: int | None = None, worker: int | None = None,
+                 targets: Any = None):
         # the ops of the synthetic family run first, on the whole batch (the planner's rule), then the per-image stages
         # (kept in their places, so the draws are the other backends')
         ops = tuple(pipeline.ops)
@@ -466,7 +467,8 @@ class AlbumentationsRun(Run):
         self.full_pipeline = pipeline
         keep = set(others[: len(prefix)]) | {i for i, op in enumerate(ops) if op.family == "synthetic"}
         per_sample = Pipeline([ops[i] for i in sorted(keep)], num_classes=pipeline.num_classes, seed=pipeline.seed)
-        super().__init__(per_sample, backend, kernels=kernels, fuse=fuse, epoch=epoch, rank=rank, worker=worker)
+        super().__init__(per_sample, backend, kernels=kernels, fuse=fuse, epoch=epoch, rank=rank, worker=worker,
+                         targets=targets)
         self.batch_ops: tuple[Op, ...] = suffix
         self._batch_runs: dict[tuple[str, str], Any] = {}
         self.batch_step = 0
@@ -616,26 +618,30 @@ class AlbumentationsRun(Run):
         if key not in self._batch_runs:
             seed = (self.seed ^ _BATCH_SALT) & (2**63 - 1)
             pipe = Pipeline(list(self.batch_ops), num_classes=self.full_pipeline.num_classes, seed=seed)
-            r = pipe.compile(framework, layout=lay, epoch=self.epoch, rank=self._rank, worker=self._worker)
+            r = pipe.compile(framework, layout=lay, epoch=self.epoch, rank=self._rank, worker=self._worker,
+                             targets=self.targets)
             self._batch_runs[key] = r
         return self._batch_runs[key]
 
-    def batch(self, images: Any, labels: Any = None, *, layout: str | None = None) -> Any:
+    def batch(self, images: Any, labels: Any = None, *, layout: str | None = None, **targets: Any) -> Any:
         """Apply the batch-level specs to a collated batch: NumPy arrays through the
         NumPy backend (NHWC), torch tensors through the torch backend (``layout``,
         default NCHW), TensorFlow tensors through the TensorFlow backend (NHWC).
-        Without batch-level specs, returns the inputs unchanged."""
+        Without batch-level specs, returns the inputs unchanged. Targets (``masks=``,
+        ``boxes=``...) go through the batch-level specs too (a dict comes back)."""
         root = type(images).__module__.split(".")[0]
         framework = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow"}.get(root, "numpy")
         r = self.batch_run(framework, layout)
         if r is None:
+            if targets:
+                return {"images": images, **({"labels": labels} if labels is not None else {}), **targets}
             return images if labels is None else (images, labels)
         tf = sys.modules.get("tensorflow") if framework == "tensorflow" else None
         if tf is not None and not tf.executing_eagerly():
             # traced (tf.function / tf.data): the TF run advances its own step variable in-graph
-            return r(images, labels)
+            return r(images, labels, **targets)
         r.set_state(step=self.batch_step)
-        out = r(images, labels)
+        out = r(images, labels, **targets)
         self.batch_step += 1
         return out
 

@@ -30,6 +30,7 @@ from jax import lax
 
 from ..core.errors import InputTypeError
 from ..core.run import Ragged, Run
+from ..core.target_io import parse
 from .base import Backend
 
 _DTYPES = {"float32": jnp.float32, "float64": jnp.float64, "int64": jnp.int64, "uint8": jnp.uint8,
@@ -285,7 +286,11 @@ class JaxRun(Run):
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in super().__getstate__().items() if k != "_jitted"}
 
-    def __call__(self, images: Any, labels: Any = None, *, training: bool = True, sizes: Any = None) -> Any:
+    def __call__(self, images: Any, labels: Any = None, *, training: bool = True, sizes: Any = None,
+                 **targets: Any) -> Any:
+        req = parse(images, labels, sizes, targets)
+        if req is not None:  # masks, boxes, keypoints: the core's two-step call (core/targets.py)
+            return self._call_targets(req, training)
         B = self.backend
         images = self.images(images, sizes)
         if isinstance(images, Ragged):

@@ -51,6 +51,7 @@ from ..core.identity import process_worker
 from ..core.random import M32, Permutation, Sampler, bits_to_uniform, random_bits
 from ..core.run import Ragged, Run
 from ..core.spec import Context
+from ..core.target_io import parse
 from ..distributed import default_rank, tf_replica_rank
 from .base import Backend
 
@@ -686,7 +687,10 @@ class TFRun(Run):
 
     @tf.autograph.experimental.do_not_convert
     def __call__(self, images: Any, labels: Any = None, *, training: bool = True, step: Any = None,
-                 epoch: Any = None, sizes: Any = None) -> Any:
+                 epoch: Any = None, sizes: Any = None, **targets: Any) -> Any:
+        req = parse(images, labels, sizes, targets)
+        if req is not None:  # masks, boxes, keypoints: the core's two-step call (core/targets.py)
+            return self._call_targets(req, training, step=step, epoch=epoch)
         B = self.backend
         images = self.images(images, sizes)
         if isinstance(images, Ragged):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -367,7 +367,7 @@ def load_backend(name: str, **options: Any) -> Any:
     return factory(**options)
 
 
-_RUN_OPTIONS = ("fuse", "epoch", "rank", "worker")
+_RUN_OPTIONS = ("fuse", "epoch", "rank", "worker", "targets")
 
 
 def compile_pipeline(pipeline: Any, backend: Any, **options: Any) -> Any:
@@ -410,6 +410,8 @@ class AutoRun:
 
     def _resolve(self, images: Any) -> Any:
         if self.run is None:
+            if isinstance(images, Mapping):  # a dict call: its images say
+                images = images.get("image", images.get("images"))
             root = type(images).__module__.split(".")[0]
             name = AUTO_BACKENDS.get(root, "numpy" if isinstance(images, (list, tuple)) else None)
             if name is None:

@@ -33,6 +33,8 @@ from .ops.crop import SCALAR
 from .plan import Plan
 from .random import Bernoulli, Categorical, Permutation, derive_key
 from .spec import Context
+from .target_io import Request, parse, read, write
+from .targets import TargetRules, move
 
 IMAGE_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
 
@@ -116,8 +118,10 @@ class Run:
     """A pipeline compiled for one backend."""
 
     def __init__(self, pipeline: Any, backend: Any, *, kernels: Mapping[str, Any] | None = None, fuse: bool = True,
-                 epoch: int = 0, rank: int | None = None, worker: int | None = None):
+                 epoch: int = 0, rank: int | None = None, worker: int | None = None, targets: Any = None):
         self.pipeline = pipeline
+        #: how masks, boxes and keypoints follow the images (``core/targets.py``)
+        self.targets = TargetRules.of(targets)
         #: the ops as compiled: a later ``pipeline.fit`` does not change this run (training
         #: and evaluation keep the statistics they were compiled with)
         self.ops = tuple(pipeline.ops)
@@ -218,9 +222,15 @@ class Run:
         return derive_key(self.seed, self.epoch, self.step, self.rank, self.worker)
 
     # ---------------------------------------------------------------- calling
-    def __call__(self, images: Any, labels: Any = None, *, training: bool = True, sizes: Any = None) -> Any:
+    def __call__(self, images: Any, labels: Any = None, *, training: bool = True, sizes: Any = None,
+                 **targets: Any) -> Any:
         """Augment a batch (4-D), one image (3-D) or a list of images of different sizes (or a
-        padded batch with ``sizes``, (N, 2) heights and widths): see ``images``."""
+        padded batch with ``sizes``, (N, 2) heights and widths): see ``images``. With targets
+        (``masks=``, ``boxes=``, ``keypoints=``... or a dict of them with the images), a dict
+        of the same names (``core/target_io.py``)."""
+        req = parse(images, labels, sizes, targets)
+        if req is not None:
+            return self._call_targets(req, training)
         images = self.images(images, sizes)
         if not training:
             return self._evaluate(images, labels)
@@ -230,6 +240,39 @@ class Run:
         n = shape[0] if len(shape) == 4 else 1
         params = self.sample(n, shape[1:] if len(shape) == 4 else shape) if len(shape) in (3, 4) else {}
         return self.apply(images, labels, params)
+
+    def _call_targets(self, req: Request, training: bool, **key: Any) -> dict[str, Any]:
+        """A call with targets: the params are drawn as for the images alone (``_target_params``),
+        the images go through the backend's own path (``apply``), then the targets through the
+        same stages under the same params (``core/targets.move``)."""
+        B = self.backend
+        images = self.images(req.images, req.sizes)
+        plan = self.plan if training else self.eval_plan
+        x = self._buffer(images)
+        shape = B.shape(x)
+        *_, ctx = self._check_batch(plan, self._input(images, x), req.labels, "check")
+        if training:
+            params = self._target_params(images, x, **key)
+            out = self.apply(images, req.labels, params)
+        else:
+            params = {}
+            out = self._evaluate(images, req.labels)
+        xo, yo = out if req.labels is not None else (out, None)
+        single = len(shape) == 3
+        _, h, w, _ = B.image_dims(x if not single else B.reshape(x, (1, *shape)))
+        sizes = images.sizes if isinstance(images, Ragged) else None
+        t, door = read(B, req, ctx.n, h, w, single, sizes, self.targets, ctx.height, ctx.width)
+        door.mixes = any(st.kind == "mix" for st in plan.stages)
+        t = move(plan, B, t, params, ctx, self.targets)
+        end = plan.stage_contexts(B, ctx)[-1]
+        return req.answer(xo, yo, write(B, t, door, req, end.height, end.width))
+
+    def _target_params(self, images: Any, x: Any, **key: Any) -> dict[str, Any]:
+        """The params of a call with targets (drawn as ``__call__`` draws them; a backend that
+        draws in a graph overrides this)."""
+        shape = self.backend.shape(x)
+        n = shape[0] if len(shape) == 4 else 1
+        return self.sample(n, shape[1:] if len(shape) == 4 else shape)
 
     def images(self, images: Any, sizes: Any = None) -> Any:
         """The input as this backend's batch, or a ``Ragged`` one: a list (or tuple) of 3-D

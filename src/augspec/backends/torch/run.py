@@ -20,6 +20,7 @@ from ...core.executor import Flow
 from ...core.plan import Plan
 from ...core.run import Ragged, Run
 from ...core.spec import Context
+from ...core.target_io import parse
 from .primitives import _DTYPES, TorchBackend, _mode, to_device
 
 
@@ -66,7 +67,11 @@ class TorchRun(Run):
         return super().sample(batch_size, image_shape)
 
     # -------------------------------------------------------------- calling
-    def __call__(self, images: Any, labels: Any = None, *, training: bool = True, sizes: Any = None) -> Any:
+    def __call__(self, images: Any, labels: Any = None, *, training: bool = True, sizes: Any = None,
+                 **targets: Any) -> Any:
+        req = parse(images, labels, sizes, targets)
+        if req is not None:  # masks, boxes, keypoints: the core's two-step call (core/targets.py)
+            return self._call_targets(req, training)
         images = self.images(images, sizes)
         if not training:
             return self._evaluate(images, labels)
