@@ -54,6 +54,12 @@ The checks (``CHECKS``; pass a check's name in ``skip`` to leave it out):
   derived from Beta, normal and other ``continuous`` draws to 1e-6 (transcendental functions differ by
   an ulp between libraries). Every case's ops are sampled as one pipeline.
 
+- ``targets``: every case moves masks (class ids), padded boxes with labels and
+  keypoints as the reference does, through ``run(x, y, masks=, boxes=, box_labels=,
+  box_valid=, keypoints=)`` on fresh runs of one seed: masks, box validity, box
+  labels and keypoint visibility equal; box and keypoint coordinates to 1e-3 pixels.
+  Every layout, uint8.
+
 Images are small (6 x 12 x 14 x 3) so that a whole run takes seconds on NumPy or
 torch; a backend that traces once per input signature (TensorFlow, JAX) takes
 minutes, and may pass fewer ``layouts``.
@@ -76,7 +82,7 @@ import numpy as np
 __all__ = ["CHECKS", "check_backend", "conformance_cases"]
 
 #: the checks of ``check_backend``, in the order they run
-CHECKS = ("contract", "ops", "immutable", "matrix", "sizes", "batched", "chunked", "ragged", "draws")
+CHECKS = ("contract", "ops", "immutable", "matrix", "sizes", "batched", "chunked", "ragged", "draws", "targets")
 
 K = 10  # classes
 N = 6  # images per batch
@@ -724,6 +730,45 @@ class _Suite:
                     diff = np.flatnonzero(a.reshape(-1) != b.reshape(-1)) if a.size else []
                     assert len(diff) == 0, (f"{where} is not bit-identical: {len(diff)} of {a.size} differ, first "
                                             f"{a.reshape(-1)[diff[0]].item()!r} vs {b.reshape(-1)[diff[0]].item()!r}")
+
+    def check_targets(self) -> None:
+        if "uint8" not in self.dtypes:
+            return
+        for case in self.cases:
+            for layout in self.layouts:
+                self.attempt("targets", case.id, layout, "uint8",
+                             lambda msg, c=case, lay=layout: self._targets(msg, c, lay))
+
+    def _targets(self, msg: str, case: Case, layout: str) -> None:
+        B = self.backends[layout]
+        rng = np.random.default_rng(11)
+        h, w, _ = HWC
+        masks = rng.integers(0, 5, (N, h, w)).astype(np.uint8)
+        xy = rng.uniform(-2.0, 1.0, (N, 4, 2)) * np.array([w, h]) + np.array([w, h]) * 0.5
+        wh = rng.uniform(1.0, 6.0, (N, 4, 2))
+        boxes = np.concatenate([xy, xy + wh], axis=-1).astype(np.float32)
+        valid = rng.random((N, 4)) < 0.8
+        labels = rng.integers(0, 9, (N, 4)).astype(np.int64)
+        points = (rng.uniform(0.0, 1.0, (N, 5, 2)) * np.array([w, h])).astype(np.float32)
+        xb, yb, x, y = self.inputs(B, N, HWC, layout, "uint8", seed=9)
+        outs = []
+        for b, xi, yi in ((self.refs[layout], x, y), (B, xb, yb)):
+            run = self.pipeline(case).compile(b)
+            out = run(xi, yi, masks=self.to_backend(b, masks), boxes=self.to_backend(b, boxes),
+                      box_valid=self.to_backend(b, valid), box_labels=self.to_backend(b, labels),
+                      keypoints=self.to_backend(b, points))
+            outs.append({k: self.to_numpy(b, v) for k, v in out.items()})
+        got, want = outs[1], outs[0]
+        assert set(got) == set(want), f"{msg}: targets {sorted(got)}, the reference's {sorted(want)}"
+        for k in ("masks", "box_valid", "box_labels", "keypoint_visible"):
+            assert got[k].shape == want[k].shape, f"{msg}: {k} of shape {got[k].shape}, the reference's {want[k].shape}"
+            bad = np.flatnonzero(got[k].reshape(-1) != want[k].reshape(-1))
+            assert bad.size == 0, f"{msg}: {k}: {bad.size} of {got[k].size} values differ from the reference's"
+        for k in ("boxes", "keypoints") + (("box_weights",) if "box_weights" in want else ()):
+            assert got[k].shape == want[k].shape, f"{msg}: {k} of shape {got[k].shape}, the reference's {want[k].shape}"
+            err = np.abs(got[k].astype(np.float64) - want[k])
+            assert err.size == 0 or err.max() <= 1e-3 * (1.0 + np.abs(want[k]).max()), (
+                f"{msg}: {k} differ from the reference's by {err.max():g}")
 
     # ------------------------------------------------------------------- run
     def run(self) -> dict[str, int]:

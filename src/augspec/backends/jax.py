@@ -20,7 +20,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from typing import Any
 
 import jax
@@ -31,6 +33,7 @@ from jax import lax
 from ..core.errors import InputTypeError
 from ..core.run import Ragged, Run
 from ..core.target_io import parse
+from ..core.targets import Targets, move
 from .base import Backend
 
 _DTYPES = {"float32": jnp.float32, "float64": jnp.float64, "int64": jnp.int64, "uint8": jnp.uint8,
@@ -304,6 +307,47 @@ class JaxRun(Run):
         k0, k1 = self.key()
         self.step += 1
         return self._jit("_train_body")(x, y, np.uint32(k0), np.uint32(k1))
+
+    def _targets_step(self, plan: Any, images: Any, labels: Any, t: Targets, ctx: Any, training: bool,
+                      **key: Any) -> tuple[Any, Targets]:
+        """A call with targets as one jitted function: draw, images, targets (a batch of images of
+        different sizes: the core's two steps, eagerly)."""
+        if isinstance(images, Ragged):
+            return super()._targets_step(plan, images, labels, t, ctx, training, **key)
+        B = self.backend
+        x = B.as_images(images)
+        y = None if labels is None else B.as_labels(labels)
+        arrays = {f.name: getattr(t, f.name) for f in fields(Targets) if f.name != "soft"}
+        fns = self.__dict__.setdefault("_jitted_targets", {})
+        name = (training, t.soft)
+        if name not in fns:
+            fns[name] = jax.jit(functools.partial(self._targets_body, training, t.soft))
+        if not training:
+            out, arrays = fns[name](x, y, arrays, np.uint32(0), np.uint32(0))
+            return out, replace(t, **arrays)
+        if y is not None and self.plan.changes_labels and jnp.issubdtype(y.dtype, jnp.integer):
+            self._check_batch(self.plan, x, y)  # eager: the class-id range needs the values
+        k0, k1 = self.key()
+        self.step += 1
+        out, arrays = fns[name](x, y, arrays, np.uint32(k0), np.uint32(k1))
+        return out, replace(t, **arrays)
+
+    def _targets_body(self, training: bool, soft: bool, x: Any, y: Any, arrays: dict[str, Any], k0: Any,
+                      k1: Any) -> Any:
+        self.trace_count += 1
+        plan = self.plan if training else self.eval_plan
+        if training:
+            shape = self.backend.shape(x)
+            n, one = (shape[0], shape[1:]) if len(shape) == 4 else (1, shape)
+            hwc = one if self.backend.layout == "NHWC" else (*one[1:], *one[:1])
+            params = self._draw(n, hwc, (k0, k1))
+            out = self._run(plan, x, y, params)
+        else:
+            params = {}
+            out = self._evaluate(x, y)
+        ctx = self._check_batch(plan, x, y, "check")[-1]
+        t = move(plan, self.backend, Targets(soft=soft, **arrays), params, ctx, self.targets)
+        return out, {f.name: getattr(t, f.name) for f in fields(Targets) if f.name != "soft"}
 
     def _train_body(self, x: Any, y: Any, k0: Any, k1: Any) -> Any:
         """Draw (on the device, from the traced key words) and apply: the jitted call."""

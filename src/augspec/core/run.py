@@ -242,37 +242,39 @@ class Run:
         return self.apply(images, labels, params)
 
     def _call_targets(self, req: Request, training: bool, **key: Any) -> dict[str, Any]:
-        """A call with targets: the params are drawn as for the images alone (``_target_params``),
-        the images go through the backend's own path (``apply``), then the targets through the
-        same stages under the same params (``core/targets.move``)."""
+        """A call with targets: checked and read at the door (``core/target_io.py``), moved with the
+        images under the same params (``_targets_step``), written back in the caller's forms."""
         B = self.backend
         images = self.images(req.images, req.sizes)
         plan = self.plan if training else self.eval_plan
         x = self._buffer(images)
         shape = B.shape(x)
         *_, ctx = self._check_batch(plan, self._input(images, x), req.labels, "check")
-        if training:
-            params = self._target_params(images, x, **key)
-            out = self.apply(images, req.labels, params)
-        else:
-            params = {}
-            out = self._evaluate(images, req.labels)
-        xo, yo = out if req.labels is not None else (out, None)
         single = len(shape) == 3
         _, h, w, _ = B.image_dims(x if not single else B.reshape(x, (1, *shape)))
         sizes = images.sizes if isinstance(images, Ragged) else None
         t, door = read(B, req, ctx.n, h, w, single, sizes, self.targets, ctx.height, ctx.width)
         door.mixes = any(st.kind == "mix" for st in plan.stages)
-        t = move(plan, B, t, params, ctx, self.targets)
+        out, t = self._targets_step(plan, images, req.labels, t, ctx, training, **key)
+        xo, yo = out if req.labels is not None else (out, None)
         end = plan.stage_contexts(B, ctx)[-1]
         return req.answer(xo, yo, write(B, t, door, req, end.height, end.width))
 
-    def _target_params(self, images: Any, x: Any, **key: Any) -> dict[str, Any]:
-        """The params of a call with targets (drawn as ``__call__`` draws them; a backend that
-        draws in a graph overrides this)."""
-        shape = self.backend.shape(x)
-        n = shape[0] if len(shape) == 4 else 1
-        return self.sample(n, shape[1:] if len(shape) == 4 else shape)
+    def _targets_step(self, plan: Plan, images: Any, labels: Any, t: Any, ctx: Context, training: bool,
+                      **key: Any) -> tuple[Any, Any]:
+        """The images (and labels) of a call and its targets moved under the same params: drawn
+        as ``__call__`` draws them, the images through ``apply`` (the backend's own path), the
+        targets through ``core/targets.move``. A backend that compiles overrides this."""
+        if training:
+            x = self._buffer(images)
+            shape = self.backend.shape(x)
+            n = shape[0] if len(shape) == 4 else 1
+            params = self.sample(n, shape[1:] if len(shape) == 4 else shape, **key)
+            out = self.apply(images, labels, params)
+        else:
+            params = {}
+            out = self._evaluate(images, labels)
+        return out, move(plan, self.backend, t, params, ctx, self.targets)
 
     def images(self, images: Any, sizes: Any = None) -> Any:
         """The input as this backend's batch, or a ``Ragged`` one: a list (or tuple) of 3-D

@@ -332,7 +332,7 @@ def write(B: Any, t: Targets, door: Door, req: Request, oh: Any, ow: Any) -> dic
         out["masks"] = strip(m)
     if t.boxes is not None:
         boxes = _from_xyxy(B, t.boxes, req.box_format, req.normalized, oh, ow)
-        boxes = B.where(t.valid[..., None], boxes, 0.0 * boxes)
+        boxes = B.where(t.valid[..., None], boxes, 0.0 * boxes) + 0.0  # + 0.0: no -0.0
         if door.boxes_listed:
             keep = np.asarray(B.to_numpy(t.valid))
             rows = [B.asarray(np.flatnonzero(keep[i]), "int64") for i in range(keep.shape[0])]

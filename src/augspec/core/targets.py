@@ -202,8 +202,8 @@ def _geometric(plan: Any, B: Any, st: Any, t: Targets, params: Mapping[str, Any]
         qx, qy = B.reshape(qx, (n, mm, p)), B.reshape(qy, (n, mm, p))
         nx0, nx1, ny0, ny1 = _lo(B, qx, p), _hi(B, qx, p), _lo(B, qy, p), _hi(B, qy, p)
         before = _area(B, nx0, ny0, nx1, ny1)
-        cx0, cx1 = B.minimum(B.maximum(nx0, 0.0 * nx0), ow + 0.0 * nx0), B.minimum(B.maximum(nx1, 0.0 * nx1), ow + 0.0 * nx1)
-        cy0, cy1 = B.minimum(B.maximum(ny0, 0.0 * ny0), oh + 0.0 * ny0), B.minimum(B.maximum(ny1, 0.0 * ny1), oh + 0.0 * ny1)
+        cx0, cx1 = _clip(B, nx0, ow), _clip(B, nx1, ow)
+        cy0, cy1 = _clip(B, ny0, oh), _clip(B, ny1, oh)
         boxes = B.stack([cx0, cy0, cx1, cy1], axis=-1)
         after = _area(B, cx0, cy0, cx1, cy1)
         t = replace(t, boxes=boxes, valid=_keep(B, t.valid, boxes, after, before, rules))
@@ -213,6 +213,11 @@ def _geometric(plan: Any, B: Any, st: Any, t: Targets, params: Mapping[str, Any]
 def _size(B: Any, v: Any) -> Any:
     """A size as a number, or (N, 1) to broadcast against (N, M) coordinates."""
     return float(v) if isinstance(v, (int, float)) else B.reshape(B.cast(v, "float32"), (-1, 1))
+
+
+def _clip(B: Any, v: Any, hi: Any) -> Any:
+    """``v`` clipped to ``[0, hi]`` (a number, or (N, 1)); ``+ 0.0`` turns a -0.0 into 0.0."""
+    return B.minimum(B.maximum(v, 0.0 * v), hi + 0.0 * v) + 0.0
 
 
 def _lo(B: Any, v: Any, p: int) -> Any:
