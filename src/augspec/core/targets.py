@@ -11,6 +11,7 @@ Conventions (docs/targets.md):
   ``(i, j)`` covers ``[j, j + 1) x [i, i + 1)``, its centre at ``(j + 0.5, i + 0.5)``.
   Boxes are ``xyxy`` inside (``xywh``, ``cxcywh`` and coordinates normalised by the
   image's width and height are converted at the door, and back on the way out).
+- **At the door** boxes are clipped to their image and kept by the rules below.
 - **Geometric stage** (its composed forward matrix ``M``, one per sample): a mask is
   resampled through the same stage with ``"nearest"`` and the fill ``ignore_index`` (a
   soft mask: the stage's own interpolation, fill 0); a box becomes the enclosing box of
@@ -122,8 +123,19 @@ def move(plan: Any, B: Any, t: Targets, params: Mapping[str, Any], ctx: Context,
     the call's input context (sizes as numbers, or (N,) arrays for images of different
     sizes)."""
     ctxs = plan.stage_contexts(B, ctx)
+    if t.boxes is not None:  # the boxes as they lie in the input image (its own size, in a ragged batch)
+        t = _clipped(B, t, t.boxes, _size(B, ctx.height), _size(B, ctx.width), rules)
+    flips: dict[str, Any] = {}  # pending flips of points and boxes: exact when they cancel
     for i, st in enumerate(plan.stages):
         c = ctxs[i]
+        if st.kind == "geometric" and all(getattr(lf.op, "flip_axis", None) for lf in st.leaves):
+            if t.mask is not None:
+                t = replace(t, mask=plan._geometric(B, st, t.mask, None, params, c, True)[0])
+            for axis, parity in _flip_parity(plan, B, st, params, c).items():
+                flips[axis] = parity if axis not in flips else B.logical_xor(flips[axis], parity)
+            continue
+        if flips and st.kind in ("geometric", "region", "mix", "pixel"):
+            t, flips = _flipped(B, t, flips, c), {}
         if st.kind == "synthetic":
             (lf,) = st.leaves
             t = _replaced(B, t, plan.call(lf, "replace", B, lf.params(params), c), rules)
@@ -142,6 +154,34 @@ def move(plan: Any, B: Any, t: Targets, params: Mapping[str, Any], ctx: Context,
                 t = _covered(B, t, _gated(plan, B, lf, params, box_mask(B, *edges, c)), c, rules)
         elif st.kind == "mix":
             t = _mix(plan, B, st, t, params, c, rules)
+    return _flipped(B, t, flips, ctxs[-1]) if flips else t
+
+
+def _flip_parity(plan: Any, B: Any, st: Any, params: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """Per axis, the (N,) bool "flipped an odd number of times" of a stage of pure flips."""
+    out: dict[str, Any] = {}
+    for lf in st.leaves:
+        g = plan.gate(lf, params)
+        on = g if g is not None else B.ones((ctx.n,), "float32") > 0.0
+        a = lf.op.flip_axis
+        out[a] = on if a not in out else B.logical_xor(out[a], on)
+    return out
+
+
+def _flipped(B: Any, t: Targets, flips: dict[str, Any], ctx: Context) -> Targets:
+    """Points and boxes mirrored where ``flips`` says (``x -> W - x``, ``y -> H - y``)."""
+    for axis, parity in flips.items():
+        k, size = (0, _size(B, ctx.width)) if axis == "w" else (1, _size(B, ctx.height))
+        on = B.reshape(parity, (-1, 1))
+        if t.points is not None:
+            cols = [t.points[..., 0], t.points[..., 1]]
+            cols[k] = B.where(on, size - cols[k], cols[k])
+            t = replace(t, points=B.stack(cols, axis=-1))
+        if t.boxes is not None:
+            cols = [t.boxes[..., j] for j in range(4)]
+            lo, hi = cols[k], cols[k + 2]
+            cols[k], cols[k + 2] = B.where(on, size - hi, lo), B.where(on, size - lo, hi)
+            t = replace(t, boxes=B.stack(cols, axis=-1))
     return t
 
 
@@ -200,14 +240,19 @@ def _geometric(plan: Any, B: Any, st: Any, t: Targets, params: Mapping[str, Any]
         n, mm, p = B.shape(px)
         qx, qy = _map_points(B, m, B.reshape(px, (n, mm * p)), B.reshape(py, (n, mm * p)), projective, disp, out)
         qx, qy = B.reshape(qx, (n, mm, p)), B.reshape(qy, (n, mm, p))
-        nx0, nx1, ny0, ny1 = _lo(B, qx, p), _hi(B, qx, p), _lo(B, qy, p), _hi(B, qy, p)
-        before = _area(B, nx0, ny0, nx1, ny1)
-        cx0, cx1 = _clip(B, nx0, ow), _clip(B, nx1, ow)
-        cy0, cy1 = _clip(B, ny0, oh), _clip(B, ny1, oh)
-        boxes = B.stack([cx0, cy0, cx1, cy1], axis=-1)
-        after = _area(B, cx0, cy0, cx1, cy1)
-        t = replace(t, boxes=boxes, valid=_keep(B, t.valid, boxes, after, before, rules))
+        moved = B.stack([_lo(B, qx, p), _lo(B, qy, p), _hi(B, qx, p), _hi(B, qy, p)], axis=-1)
+        t = _clipped(B, t, moved, oh, ow, rules)
     return t
+
+
+def _clipped(B: Any, t: Targets, boxes: Any, h: Any, w: Any, rules: TargetRules) -> Targets:
+    """``boxes`` (the targets' boxes moved, unclipped) clipped to ``[0, w] x [0, h]`` and kept by
+    the rules against their unclipped area."""
+    x0, y0, x1, y1 = (boxes[..., k] for k in range(4))
+    before = _area(B, x0, y0, x1, y1)
+    cx0, cx1, cy0, cy1 = _clip(B, x0, w), _clip(B, x1, w), _clip(B, y0, h), _clip(B, y1, h)
+    out = B.stack([cx0, cy0, cx1, cy1], axis=-1)
+    return replace(t, boxes=out, valid=_keep(B, t.valid, out, _area(B, cx0, cy0, cx1, cy1), before, rules))
 
 
 def _size(B: Any, v: Any) -> Any:
