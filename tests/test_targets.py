@@ -444,3 +444,44 @@ def test_random_crop_drops_the_boxes_albumentations_drops():
         ref = t(image=_images(1)[0], bboxes=b, labels=lab, keypoints=np.zeros((0, 2)))
         assert out["box_labels"][0].tolist() == list(ref["labels"]), seed
         assert np.allclose(out["boxes"][0], np.asarray(ref["bboxes"]).reshape(-1, 4), atol=1.0)
+
+
+# ---------------------------------------------------------------- integrations
+def test_torch_collate_takes_dict_samples_with_targets():
+    torch = pytest.importorskip("torch")
+    from augspec.torch import Augment, Collate
+
+    rng = np.random.default_rng(0)
+    samples = [{"image": torch.from_numpy(rng.integers(0, 256, (3, H, W), dtype=np.uint8)),
+                "label": i % 3, "mask": torch.from_numpy(_masks(1)[0]),
+                "boxes": torch.from_numpy(_boxes(1, 1 + i)[0]), "box_labels": torch.arange(1 + i), "id": i}
+               for i in range(4)]
+    pipe = aug.Pipeline([aug.HorizontalFlip(p=1.0), aug.MixUp()], seed=0, num_classes=3)
+    loader = torch.utils.data.DataLoader(samples, batch_size=4, collate_fn=Collate(pipe, batch_only=False))
+    (out,) = list(loader)
+    assert out["image"].shape == (4, 3, H, W) and out["label"].shape == (4, 3)
+    assert torch.equal(out["id"], torch.arange(4))
+    assert isinstance(out["boxes"], list) and sum(len(b) for b in out["boxes"]) == 2 * (1 + 2 + 3 + 4)
+    assert all(len(b) == len(lb) == len(w) for b, lb, w in zip(out["boxes"], out["box_labels"], out["box_weights"]))
+    assert torch.equal(out["mask"], torch.from_numpy(_masks(1)).flip(-1).expand(4, H, W))  # one mask, mirrored
+    module = Augment(aug.Pipeline([aug.VerticalFlip(p=1.0)], seed=0))
+    got = module(torch.zeros(2, 3, H, W, dtype=torch.uint8), masks=torch.from_numpy(_masks(2)))
+    assert torch.equal(got["masks"], torch.from_numpy(_masks(2)).flip(1))
+    module.eval()
+    got = module(torch.zeros(2, 3, H, W, dtype=torch.uint8), masks=torch.from_numpy(_masks(2)))
+    assert torch.equal(got["masks"], torch.from_numpy(_masks(2)))
+
+
+def test_keras_layer_takes_a_dict_in_tf_data():
+    tf = pytest.importorskip("tensorflow")
+    from augspec.keras import Augment
+
+    layer = Augment(aug.Pipeline([aug.HorizontalFlip(p=1.0), aug.RandomResizedCrop((8, 8))], seed=0))
+    x, m, b = _images(8), _masks(8), _boxes(8)
+    ds = tf.data.Dataset.from_tensor_slices({"image": x, "mask": m, "boxes": b}).batch(4)
+    ds = ds.map(lambda d: layer(d, training=True))
+    out = next(iter(ds))
+    assert set(out) == {"image", "mask", "boxes", "box_valid"}
+    assert out["image"].shape == (4, 8, 8, 3) and out["mask"].shape == (4, 8, 8) and out["boxes"].shape == (4, 3, 4)
+    kept = out["boxes"].numpy()[out["box_valid"].numpy()]
+    assert np.all((kept >= 0) & (kept <= 8))

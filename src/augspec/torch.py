@@ -20,9 +20,10 @@ process of a distributed job draws its own stream.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -101,7 +102,11 @@ class Augment(nn.Module):
         self.run = _compile(pipeline, compile_options)
         track(self)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Any:
+    def forward(self, images: Any, labels: torch.Tensor | None = None, **targets: Any) -> Any:
+        """``(images, labels)`` as the run gives them; with targets (``masks=``, ``boxes=``...) or a
+        dict of images and targets, the run's dict (targets follow the deterministic ops in eval)."""
+        if targets or isinstance(images, Mapping):
+            return self.run(images, labels, training=self.training, **targets)
         if self.training:
             return self.run(images, labels)
         out = self.run(images, None, training=False)
@@ -177,6 +182,8 @@ class Collate:
 
     def __call__(self, samples: Sequence[Any]) -> Any:
         samples = list(samples)
+        if samples and isinstance(samples[0], Mapping):
+            return self._call_dicts(samples)
         images, labels, rest = self._collate(samples)
         if self.device is not None:
             if isinstance(images, torch.Tensor):
@@ -186,6 +193,38 @@ class Collate:
             return Packed(x, torch.from_numpy(sizes), labels, tuple(rest))
         xo, yo = self.run(images, labels)
         return (xo, yo, *rest)
+
+    def _call_dicts(self, samples: list) -> dict[str, Any]:
+        """Samples that are dicts of an image and its targets (``{"image", "label", "mask",
+        "boxes", "box_labels", "keypoints"}``, as ``run`` takes them): images and masks stacked
+        (a list where the sizes differ), boxes and their labels kept as per-image lists (their
+        counts differ), the rest collated; the run's dict comes back, other keys beside it."""
+        from .core.targets import DICT_KEYS
+
+        if self.device is not None:
+            raise SpecError("Collate: device= packs (images, labels, ...) tuples; with dict samples (targets), "
+                            "leave device unset and move the batch yourself, or call the run on the device")
+        keys = list(samples[0])
+        if any(list(s) != keys for s in samples):
+            raise InputError(f"Collate: the samples' keys differ (the first has {keys})")
+        batch: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for k in keys:
+            vals = [s[k] for s in samples]
+            name = DICT_KEYS.get(k)
+            if name in ("images", "masks", "keypoints", "keypoint_visible"):
+                vals = [v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)) for v in vals]
+                same = len({tuple(v.shape) for v in vals}) == 1
+                batch[k] = torch.stack(vals) if same else vals
+            elif name in ("boxes", "box_labels"):
+                batch[k] = [v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)) for v in vals]
+            elif name == "labels":
+                batch[k] = torch.utils.data.default_collate(vals)
+            else:
+                extra[k] = torch.utils.data.default_collate(vals) if self.collate is None else self.collate(vals)
+        out = self.run(batch)
+        out.update(extra)
+        return out
 
     def _collate(self, samples: list) -> tuple[Any, Any, list]:
         """(images: a batch, or a list where they differ in size, labels, other fields)."""

@@ -52,6 +52,7 @@ from ..core.random import M32, Permutation, Sampler, bits_to_uniform, random_bit
 from ..core.run import Ragged, Run
 from ..core.spec import Context
 from ..core.target_io import parse
+from ..core.targets import move
 from ..distributed import default_rank, tf_replica_rank
 from .base import Backend
 
@@ -715,6 +716,24 @@ class TFRun(Run):
             return cf(x, y)
         keys = self.key_tensors(step, epoch)
         return self._train_fn(x, y, *keys) if eager else self._train_body(x, y, *keys)
+
+    def _targets_step(self, plan: Any, images: Any, labels: Any, t: Any, ctx: Any, training: bool,
+                      step: Any = None, epoch: Any = None) -> tuple[Any, Any]:
+        """A call with targets: the key from the step variables, in the graph where there is one
+        (``tf.data``, a Keras layer), the batch size a tensor if unknown; then ``apply`` and the
+        targets' pass under those params."""
+        if not training:
+            return super()._targets_step(plan, images, labels, t, ctx, training)
+        B = self.backend
+        x = self._buffer(images)
+        if isinstance(images, Ragged):
+            n, hwc = B.shape(x)[0], (None, None, B.image_dims(x)[3])
+        else:
+            n, hwc = self._image_meta(x)
+        e, s, r, w = self.key_tensors(step, epoch)
+        params = self._draw(n, hwc, derive_key_tf(self.seed, e, s, r, w))
+        out = self.apply(images, labels, params)
+        return out, move(plan, B, t, params, ctx, self.targets)
 
     def _guard_ids(self, y: Any) -> Any:
         """Class ids out of ``[0, num_classes)`` raise instead of becoming all-zero one-hot
