@@ -163,3 +163,50 @@ def test_keras_identity_flip_and_inversion(keras):
     conv.set_weights([k, bias])
     np.testing.assert_allclose(TTA(dense, ["identity", "hflip", "vflip"])(x).numpy(), dense(x).numpy(),
                                rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------- detection
+def _toy_detector(w_img):
+    """A detector that finds the brightest column band: one box per image, from the pixels."""
+    torch = pytest.importorskip("torch")
+
+    class Detector(torch.nn.Module):
+        def forward(self, x):
+            return model(x)
+
+    def model(x):
+        out = []
+        for img in x:
+            cols = torch.nonzero(img[0].amax(0) > 0.5).flatten()
+            rows = torch.nonzero(img[0].amax(1) > 0.5).flatten()
+            box = torch.tensor([[cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]], dtype=torch.float32)
+            out.append({"boxes": box, "scores": torch.tensor([0.9]), "labels": torch.tensor([1])})
+        return out
+
+    return Detector()
+
+
+@pytest.mark.parametrize("merge", ["wbf", "nms"])
+def test_detect_maps_boxes_back_and_merges_them(merge):
+    torch = pytest.importorskip("torch")
+    x = torch.zeros(2, 1, 10, 16)
+    x[0, :, 2:5, 3:9] = 1.0
+    x[1, :, 6:10, 10:16] = 1.0
+    tta = TTA(_toy_detector(16), transforms=["identity", "hflip", "vflip", TTA.shift(1, 2)])
+    out = tta.detect(x, merge=merge)
+    assert len(out) == 2
+    np.testing.assert_allclose(out[0]["boxes"], [[3, 2, 9, 5]], atol=1e-5)
+    assert out[0]["labels"].tolist() == [1]
+    np.testing.assert_allclose(out[0]["scores"], [0.9], atol=1e-6)  # every view found it: full score (WBF), the best (NMS)
+    # the shifted view of image 1 wraps its band around: clipped back, it is a smaller box of IoU < 0.55
+    assert len(out[1]["boxes"]) >= 1
+    np.testing.assert_allclose(out[1]["boxes"][0], [10, 6, 16, 10], atol=1.0)
+
+
+def test_detect_names_bad_model_output():
+    torch = pytest.importorskip("torch")
+    tta = TTA(torch.nn.Identity(), transforms=["identity"])
+    with pytest.raises(InputError, match="one dict"):
+        tta.detect(torch.zeros(2, 1, 4, 4))
+    with pytest.raises(SpecError, match="merge"):
+        tta.detect(torch.zeros(2, 1, 4, 4), merge="mean")

@@ -20,6 +20,16 @@ of each input, its responses averaged.
 - ``reduce="mean"``: the arithmetic mean; ``"gmean"``: the geometric mean
   ``exp(mean(log(max(y, 1e-12))))`` of probabilities (not renormalised).
 
+Detection (``tta.detect(x)``): ``model(batch)`` returns one dict per image with
+``"boxes"`` (M, 4) ``xyxy`` pixels, ``"scores"`` (M,) and ``"labels"`` (M,) (torchvision's
+detection models do). Each transform's boxes are mapped back (flips mirrored, shifts
+undone and clipped, scales divided by the resize's factors), then merged per image and
+label: ``merge="wbf"`` (weighted box fusion: boxes of IoU > ``iou`` with a cluster's
+fused box join it; the fused box is the score-weighted mean of its members, its score
+the sum of their scores over the number of transforms, so a box seen by one view of
+four scores a quarter) or ``merge="nms"`` (all views pooled, greedy non-maximum
+suppression at ``iou``). The result is NumPy arrays, one dict per image.
+
 The per-framework image ops are torch.flip / torch.roll / F.interpolate and
 tf.reverse / tf.roll / tf.image.resize; nothing is drawn, so TTA is deterministic.
 """
@@ -279,6 +289,40 @@ class TTA:
             results.append(y)
         return results[0] if len(results) == 1 else ops.reduce(results, self.reduce)
 
+    def detect(self, x: Any, *, merge: str = "wbf", iou: float = 0.55) -> list[dict[str, Any]]:
+        """Boxes of a detection model over the transforms, mapped back and merged (see the module
+        notes): one dict of NumPy ``boxes``, ``scores``, ``labels`` per image."""
+        import numpy as np
+
+        if merge not in ("wbf", "nms"):
+            raise SpecError(f"TTA.detect: merge={merge!r} is not 'wbf' or 'nms'")
+        if not 0.0 < float(iou) < 1.0:
+            raise SpecError(f"TTA.detect: iou={iou!r} is outside (0, 1)")
+        ops = self._backend()
+        x = ops.asarray(x)
+        if len(x.shape) != 4:
+            raise InputError(f"TTA: inputs must be a batch of images (4-D, {self.layout}), got shape {tuple(x.shape)}")
+        n = int(x.shape[0])
+        h, w = ops.size(x)
+        views: list[list[tuple[Any, Any, Any]]] = [[] for _ in range(n)]
+        for t in self.transforms:
+            xi = self.forward_transform(x, t)
+            hi, wi = ops.size(xi)
+            out = self.model(xi)
+            if not isinstance(out, (list, tuple)) or len(out) != n:
+                raise InputError("TTA.detect: the model must return one dict (boxes, scores, labels) per image, "
+                                 f"got {type(out).__name__}")
+            for k, d in enumerate(out):
+                try:
+                    b, sc, lb = (np.asarray(_host(d[key]), np.float64) for key in ("boxes", "scores", "labels"))
+                except (KeyError, TypeError):
+                    raise InputError("TTA.detect: each image's output must be a dict with boxes, scores, labels") \
+                        from None
+                views[k].append((_boxes_back(b.reshape(-1, 4), t, (h, w), (hi, wi)), sc.reshape(-1),
+                                 lb.reshape(-1).astype(np.int64)))
+        merged = _wbf if merge == "wbf" else _nms
+        return [merged(v, float(iou), len(self.transforms)) for v in views]
+
     def _is_dense(self, y: Any, in_hw: tuple[int, int]) -> bool:
         if self.dense is False or len(y.shape) != 4:
             return False
@@ -288,3 +332,105 @@ class TTA:
         names = [t.kind if t.kind in ("identity", "hflip", "vflip") else
                  (f"shift({t.dy}, {t.dx})" if t.kind == "shift" else f"scale({t.s})") for t in self.transforms]
         return f"TTA({type(self.model).__name__}, transforms={names}, reduce={self.reduce!r})"
+
+
+# ------------------------------------------------------------------ detection
+def _host(v: Any) -> Any:
+    """An array on the host (a torch tensor detached and moved, a TF tensor as NumPy)."""
+    if hasattr(v, "detach"):
+        return v.detach().cpu().numpy()
+    return v.numpy() if hasattr(v, "numpy") else v
+
+
+def _boxes_back(b: Any, t: TTATransform, hw: tuple[int, int], thw: tuple[int, int]) -> Any:
+    """Boxes found in ``t(x)`` (size ``thw``) in ``x``'s frame (size ``hw``)."""
+    import numpy as np
+
+    h, w = hw
+    b = b.copy()
+    if t.kind == "hflip":
+        b[:, [0, 2]] = w - b[:, [2, 0]]
+    elif t.kind == "vflip":
+        b[:, [1, 3]] = h - b[:, [3, 1]]
+    elif t.kind == "shift":
+        b[:, [0, 2]] -= t.dx
+        b[:, [1, 3]] -= t.dy
+        b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, w)
+        b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, h)
+    elif t.kind == "scale":
+        b[:, [0, 2]] *= w / thw[1]
+        b[:, [1, 3]] *= h / thw[0]
+    return b
+
+
+def _iou(a: Any, b: Any) -> Any:
+    """IoU of one box ``a`` (4,) with boxes ``b`` (M, 4)."""
+    import numpy as np
+
+    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return inter / np.maximum(union, 1e-12)
+
+
+def _pooled(views: list[tuple[Any, Any, Any]]) -> tuple[Any, Any, Any]:
+    import numpy as np
+
+    return (np.concatenate([v[0] for v in views]) if views else np.zeros((0, 4)),
+            np.concatenate([v[1] for v in views]) if views else np.zeros(0),
+            np.concatenate([v[2] for v in views]) if views else np.zeros(0, np.int64))
+
+
+def _result(boxes: list, scores: list, labels: list) -> dict[str, Any]:
+    import numpy as np
+
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    return {"boxes": np.asarray(boxes, np.float32).reshape(-1, 4)[order],
+            "scores": np.asarray(scores, np.float32)[order], "labels": np.asarray(labels, np.int64)[order]}
+
+
+def _wbf(views: list[tuple[Any, Any, Any]], thr: float, n_views: int) -> dict[str, Any]:
+    """Weighted box fusion per label (see the module notes)."""
+    import numpy as np
+
+    b, s, lab = _pooled(views)
+    out_b, out_s, out_l = [], [], []
+    for c in np.unique(lab):
+        idx = np.flatnonzero(lab == c)
+        idx = idx[np.argsort(-s[idx], kind="stable")]
+        fused: list[Any] = []
+        members: list[list[int]] = []
+        for i in idx:
+            j = -1
+            if fused:
+                ious = _iou(b[i], np.asarray(fused))
+                j = int(np.argmax(ious)) if ious.max() > thr else -1
+            if j < 0:
+                fused.append(b[i].copy())
+                members.append([i])
+            else:
+                members[j].append(i)
+                m = members[j]
+                fused[j] = (s[m, None] * b[m]).sum(0) / s[m].sum()
+        for f, m in zip(fused, members):
+            out_b.append(f)
+            out_s.append(s[m].sum() / max(n_views, len(m)))
+            out_l.append(c)
+    return _result(out_b, out_s, out_l)
+
+
+def _nms(views: list[tuple[Any, Any, Any]], thr: float, n_views: int) -> dict[str, Any]:
+    """Greedy non-maximum suppression per label over the pooled views."""
+    import numpy as np
+
+    b, s, lab = _pooled(views)
+    keep = []
+    for c in np.unique(lab):
+        idx = np.flatnonzero(lab == c)
+        idx = idx[np.argsort(-s[idx], kind="stable")]
+        while idx.size:
+            i, idx = idx[0], idx[1:]
+            keep.append(i)
+            idx = idx[_iou(b[i], b[idx]) <= thr] if idx.size else idx
+    return _result([b[i] for i in keep], [s[i] for i in keep], [lab[i] for i in keep])
