@@ -54,8 +54,8 @@ TRACED_SKIP += () if _FULL else ("synthetic_sized",)
 
 
 def _batch_ops():
-    """The ops a per-image backend leaves to the batch part (mix and label ops)."""
-    return tuple(o.name for o in aug.list_ops() if o.family in ("mix", "label"))
+    """The ops a per-image backend leaves to the batch part (mix, tile and label ops)."""
+    return tuple(o.name for o in aug.list_ops() if o.family in ("mix", "tile", "label"))
 
 
 def test_numpy_conforms():

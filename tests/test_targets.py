@@ -233,6 +233,36 @@ def test_mixup_keeps_both_box_sets_with_weights_lambda_and_one_minus_lambda():
     assert np.allclose(out["labels"], lam * y + (1 - lam) * y[perm], atol=1e-5)
 
 
+def test_mosaic_tiles_four_images_around_the_centre():
+    n, s = 5, 16
+    x = (np.arange(n, dtype=np.float32)[:, None, None, None] * np.ones((1, s, s, 3), np.float32)) / n
+    m = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None], (n, s, s)).copy()
+    b = np.array([[[2, 2, 14, 14]]] * n, np.float32)
+    out = _run([aug.Mosaic()], seed=4)(x, np.arange(n) % 3, masks=m, boxes=b, box_labels=np.arange(n)[:, None],
+                                      keypoints=np.array([[[13.5, 13.5]]] * n, np.float32))
+    p = {k.split("/")[1]: v for k, v in _run([aug.Mosaic()], seed=4).sample(n, (s, s, 3)).items()}
+    src = np.rint(out["images"][..., 0] * n).astype(int)
+    assert np.array_equal(out["masks"], src) and out["boxes"].shape == (n, 4, 4)
+    for i in range(n):
+        cx, cy = int(np.floor(p["centre_x"][i] * s)), int(np.floor(p["centre_y"][i] * s))
+        assert src[i, 0, 0] == i  # the top left is the sample itself, its bottom right corner at the centre
+        quads = [(0, 0, cx, cy), (cx, 0, s, cy), (0, cy, cx, s), (cx, cy, s, s)]
+        shifts = [(cx - s, cy - s), (cx, cy - s), (cx - s, cy), (cx, cy)]
+        for q, ((x0, y0, x1, y1), (dx, dy)) in enumerate(zip(quads, shifts)):
+            want = np.clip([2 + dx, 2 + dy, 14 + dx, 14 + dy], [x0, y0, x0, y0], [x1, y1, x1, y1])
+            ok = want[2] > want[0] and want[3] > want[1]
+            assert out["box_valid"][i, q] == ok
+            if ok:
+                assert np.allclose(out["boxes"][i, q], want)
+                assert out["box_labels"][i, q] == src[i, y0, x0]  # the label of the image the quadrant shows
+        kx, ky = 13.5 + cx - s, 13.5 + cy - s
+        assert np.allclose(out["keypoints"][i, 0], [kx, ky])
+        assert out["keypoint_visible"][i, 0] == (0 <= kx < cx and 0 <= ky < cy)
+    areas = np.stack([(src == k).mean(axis=(1, 2)) for k in range(n)], 1)  # each image's share of the pixels
+    want = areas @ np.eye(3)[np.arange(n) % 3]
+    assert np.allclose(out["labels"], want, atol=1e-6)
+
+
 def test_a_gated_mix_appends_no_partner_boxes_where_off():
     out = _run([aug.CutMix(p=0.0)])(_images(), boxes=_boxes())
     assert out["box_valid"][:, :3].all() and not out["box_valid"][:, 3:].any()
@@ -349,7 +379,8 @@ def test_bad_dict_keys_and_rules_are_named():
 # -------------------------------------------------------------------- backends
 PIPE = [aug.Affine(rotate=25, translate=0.1, scale=(0.8, 1.2), p=0.8), aug.HorizontalFlip(),
         aug.RandomResizedCrop((10, 12)), aug.CutOut(size=0.3, p=0.5), aug.RandomErasing(p=0.5),
-        aug.OneOf([aug.CutMix(), aug.MixUp()]), aug.Perspective(p=0.5), aug.ElasticTransform(p=0.5)]
+        aug.OneOf([aug.CutMix(), aug.MixUp()]), aug.Perspective(p=0.5), aug.ElasticTransform(p=0.5),
+        aug.Mosaic(p=0.7)]
 
 
 @pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax"])

@@ -38,6 +38,7 @@ from .core.ops.geometric import Affine, HorizontalFlip, VerticalFlip
 from .core.ops.keras import ChannelShift, KerasAffine, KerasZCAWhitening
 from .core.ops.label import LabelSmoothing
 from .core.ops.mix import CutMix, MixUp
+from .core.ops.mosaic import Mosaic
 from .core.ops.perspective import Perspective
 from .core.ops.pixel import GaussianNoise, Normalize, Rescale, Standardize, ZCAWhitening
 from .core.ops.policy import AugMix, AutoAugment, RandAugment, TrivialAugmentWide, from_timm
@@ -87,7 +88,7 @@ __all__ = [
     "RandomResizedCrop", "Resize", "CenterCrop", "RandomCrop", "Pad",
     "Brightness", "Contrast", "Saturation", "Hue", "ColorJitter",
     "GaussianNoise", "Rescale", "Normalize", "Standardize", "ZCAWhitening",
-    "CutOut", "MixUp", "CutMix", "LabelSmoothing", "Dropout",
+    "CutOut", "MixUp", "CutMix", "Mosaic", "LabelSmoothing", "Dropout",
     "Invert", "Grayscale", "Solarize", "SolarizeAdd", "Posterize", "Equalize", "AutoContrast",
     "Sharpness", "GaussianBlur", "RandomErasing",
     "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "from_timm",

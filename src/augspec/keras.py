@@ -120,13 +120,13 @@ class Augment(keras.layers.Layer):
     def _dict_spec(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The output of a dict call: images and masks at the output size, padded boxes with
         twice the slots per mix stage, ``box_valid`` and ``keypoint_visible`` added."""
-        from .core.targets import DICT_KEYS
+        from .core.targets import DICT_KEYS, box_slots
 
         names = {DICT_KEYS.get(k): k for k in inputs}
         x = inputs[names["images"]]
         shape = self._out_shape(x.shape)
         oh, ow = (shape[1], shape[2]) if self.layout == "NHWC" else (shape[2], shape[3])
-        grow = 2 ** sum(1 for st in self._run.plan.stages if st.kind == "mix")
+        grow = box_slots(self._run.plan)
         out: dict[str, Any] = {}
         for k, v in inputs.items():
             name = DICT_KEYS.get(k)
@@ -217,40 +217,6 @@ class Dropout(keras.layers.Layer):
         keep = self.mask(inputs, step)
         scale = 1.0 / (1.0 - self.rate)
         return inputs * tf.cast(keep * scale, inputs.dtype)
-
-    def _dict_spec(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """The output of a dict call: images and masks at the output size, padded boxes with
-        twice the slots per mix stage, ``box_valid`` and ``keypoint_visible`` added."""
-        from .core.targets import DICT_KEYS
-
-        names = {DICT_KEYS.get(k): k for k in inputs}
-        x = inputs[names["images"]]
-        shape = self._out_shape(x.shape)
-        oh, ow = (shape[1], shape[2]) if self.layout == "NHWC" else (shape[2], shape[3])
-        grow = 2 ** sum(1 for st in self._run.plan.stages if st.kind == "mix")
-        out: dict[str, Any] = {}
-        for k, v in inputs.items():
-            name = DICT_KEYS.get(k)
-            if name == "images":
-                out[k] = keras.KerasTensor(shape, dtype=self._out_dtype(v.dtype))
-            elif name == "labels":
-                lab = self.compute_output_spec((x, v))[1]
-                out[k] = lab
-            elif name == "masks":
-                out[k] = keras.KerasTensor((v.shape[0], oh, ow, *v.shape[3:]), dtype=v.dtype)
-            elif name in ("boxes", "box_labels", "box_valid"):
-                m = None if v.shape[1] is None else v.shape[1] * grow
-                out[k] = keras.KerasTensor((v.shape[0], m, *v.shape[2:]), dtype=v.dtype)
-            else:
-                out[k] = keras.KerasTensor(v.shape, dtype=v.dtype)
-        if "boxes" in names:
-            b = out[names["boxes"]]
-            out.setdefault("box_valid", keras.KerasTensor(b.shape[:2], dtype="bool"))
-            if grow > 1:
-                out["box_weights"] = keras.KerasTensor(b.shape[:2], dtype="float32")
-        if "keypoints" in names:
-            out.setdefault("keypoint_visible", keras.KerasTensor(inputs[names["keypoints"]].shape[:2], dtype="bool"))
-        return out
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape

@@ -228,6 +228,11 @@ def _has_family(ops: Iterable[Any], family: str) -> bool:
     return any(op.family == family or (op.family == "container" and _has_family(op.children, family)) for op in ops)
 
 
+def _mixes(ops: Iterable[Any]) -> bool:
+    """A case whose samples read other samples of the batch (a mix or tile op)."""
+    return _has_family(ops, "mix") or _has_family(ops, "tile")
+
+
 def _reads_batch(ops: Iterable[Any]) -> bool:
     """A Synthetic op whose samples depend on the batch: an exact count, or a generator that
     varies the batch's real samples."""
@@ -569,7 +574,7 @@ class _Suite:
 
     def check_batched(self) -> None:
         for case in self.cases:
-            if _has_family(self.pipeline(case).ops, "mix") or _reads_batch(self.pipeline(case).ops):
+            if _mixes(self.pipeline(case).ops) or _reads_batch(self.pipeline(case).ops):
                 continue  # a partner lies elsewhere in the batch
             for layout in self.layouts:
                 dtype = self.one_dtype()
@@ -624,7 +629,7 @@ class _Suite:
         xo = self.to_numpy(B, xo)
         self.compare(msg, xo, np.asarray(xr), case.kind, layout, dtype)
         self.compare(msg, self.to_numpy(B, yo), np.asarray(yr), case.kind, layout, dtype, what="labels")
-        if _has_family(self.pipeline(case).ops, "mix"):
+        if _mixes(self.pipeline(case).ops):
             return
         for i in range(n):
             xi = run.apply(imgs[i], None, {k: v[i:i + 1] for k, v in pb.items()})

@@ -148,7 +148,7 @@ def is_batch_op(op: Op) -> bool:
     the whole batch (a mix or label op) or a container holding one anywhere (it cannot
     run on one sample without dropping that child). A Synthetic op is one too (it draws
     the samples it replaces and their labels over the batch)."""
-    if op.family in ("mix", "label", "synthetic"):
+    if op.family in ("mix", "tile", "label", "synthetic"):
         return True
     kids = getattr(op, "children", None) if op.family == "container" else None
     return bool(kids) and any(is_batch_op(k) for k in kids)
@@ -514,6 +514,23 @@ class Plan:
             y = B.where(B.reshape(gate, (-1, 1)), rows, y)
         return x, y
 
+    def _tile(self, B, st, x, y, params, ctx, fuse):
+        """Each output pixel from the tile whose rectangle holds it: its source image moved by
+        the tile's whole-pixel shift (``fill`` outside the source); labels by the tiles' areas.
+        Where the gate is off, the sample itself, unmoved."""
+        (lf,) = st.leaves
+        sources, shifts, bounds = tile_layout(self, B, lf, params, ctx)
+        fill = tuple(float(v) for v in getattr(lf.op, "fill", (0.0,)))
+        out = tile_pixels(B, x, sources, shifts, bounds, ctx, "nearest", fill)
+        if y is not None:
+            area = (bounds[..., 2] - bounds[..., 0]) * (bounds[..., 3] - bounds[..., 1]) * (1.0 / (ctx.height * ctx.width))
+            ys = None
+            for t in range(B.shape(sources)[1]):
+                yt = B.take(y, sources[:, t]) * B.reshape(area[:, t], (-1, 1))
+                ys = yt if ys is None else ys + yt
+            y = ys
+        return out, y
+
     def _label(self, B, st, x, y, params, ctx, fuse):
         if y is None:
             return x, y
@@ -521,6 +538,42 @@ class Plan:
         out = self.call(lf, "labels", B, y, lf.params(params), ctx)
         g = self.gate(lf, params)
         return x, (out if g is None else B.where(B.reshape(g, (-1, 1)), out, y))
+
+
+def tile_layout(plan: Plan, B: Any, lf: Leaf, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any, Any]:
+    """A tile op's ``(sources, shifts, bounds)`` with its gate: where off, one tile, the sample
+    itself over the whole image (the others empty)."""
+    sources, shifts, bounds = plan.call(lf, "tiles", B, lf.params(params), ctx)
+    g = plan.gate(lf, params)
+    if g is None:
+        return sources, shifts, bounds
+    n, t = B.shape(sources)
+    own = B.broadcast_to(B.reshape(B.arange(n), (-1, 1)), (n, t))
+    whole = B.asarray([[0.0, 0.0, float(ctx.width), float(ctx.height)]] + [[0.0, 0.0, 0.0, 0.0]] * (t - 1), "float32")
+    on = B.reshape(g, (-1, 1))
+    return (B.where(on, sources, own), B.where(B.reshape(g, (-1, 1, 1)), shifts, 0.0 * shifts),
+            B.where(B.reshape(g, (-1, 1, 1)), bounds, B.broadcast_to(B.reshape(whole, (1, t, 4)), (n, t, 4))))
+
+
+def tile_pixels(B: Any, x: Any, sources: Any, shifts: Any, bounds: Any, ctx: Context, interpolation: str,
+                fill: tuple[float, ...]) -> Any:
+    """The tiled batch: for each tile, its source moved by its shift (a whole-pixel warp: exact
+    with either interpolation), written inside its rectangle."""
+    from .ops.geometric import affine_matrix
+
+    n = ctx.n
+    one, zero = B.ones((n,), "float32"), B.zeros((n,), "float32")
+    jj = B.reshape(B.cast(B.arange(ctx.width), "float32") + 0.5, (1, 1, -1))
+    ii = B.reshape(B.cast(B.arange(ctx.height), "float32") + 0.5, (1, -1, 1))
+    out = None
+    for t in range(B.shape(sources)[1]):
+        src = B.take(x, sources[:, t])
+        inv = affine_matrix(B, one, zero, -shifts[:, t, 0], zero, one, -shifts[:, t, 1])
+        moved = _warp_affine(B, src, inv, Stage("geometric", interpolation=interpolation), fill, "constant")
+        b = B.reshape(bounds[:, t], (-1, 1, 1, 4))
+        inside = (jj >= b[..., 0]) & (jj < b[..., 2]) & (ii >= b[..., 1]) & (ii < b[..., 3])
+        out = moved if out is None else B.where(B.spatial(inside), moved, out)
+    return out
 
 
 def _synthetic_size(B: Any, op: Op, x: Any) -> tuple[int, int]:

@@ -36,10 +36,10 @@ ENTRY_POINT_GROUP = "augspec"
 
 #: the family method that is an op's generic kernel
 KERNEL_METHODS = {"geometric": "matrix", "color": "affine", "pixel": "pixels", "region": "mask",
-                  "mix": "mix", "label": "labels", "feature": "features", "synthetic": "generate"}
+                  "mix": "mix", "tile": "tiles", "label": "labels", "feature": "features", "synthetic": "generate"}
 
 #: the planner's stage kinds; a backend may register one stage kernel per kind
-STAGE_KINDS = ("geometric", "color", "pixel", "region", "mix", "label", "feature", "synthetic")
+STAGE_KINDS = ("geometric", "color", "pixel", "region", "mix", "tile", "label", "feature", "synthetic")
 
 #: names no op may take: they mean something else in a config or in the table
 RESERVED_NAMES = frozenset({"pipeline", "version", "type"})
@@ -118,7 +118,7 @@ def generic_kernel_name(op: Op) -> str | None:
 def _family_base(op: Op) -> type | None:
     from . import spec as s
 
-    for base in (s.GeometricOp, s.PixelOp, s.RegionOp, s.MixOp, s.LabelOp, s.FeatureOp, s.SyntheticOp):
+    for base in (s.GeometricOp, s.PixelOp, s.RegionOp, s.MixOp, s.TileOp, s.LabelOp, s.FeatureOp, s.SyntheticOp):
         if isinstance(op, base):
             return base
     if isinstance(op, s.ColorOp):

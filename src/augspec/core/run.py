@@ -254,7 +254,7 @@ class Run:
         _, h, w, _ = B.image_dims(x if not single else B.reshape(x, (1, *shape)))
         sizes = images.sizes if isinstance(images, Ragged) else None
         t, door = read(B, req, ctx.n, h, w, single, sizes, self.targets, ctx.height, ctx.width)
-        door.mixes = any(st.kind == "mix" for st in plan.stages)
+        door.mixes = any(st.kind in ("mix", "tile") for st in plan.stages)
         out, t = self._targets_step(plan, images, req.labels, t, ctx, training, **key)
         xo, yo = out if req.labels is not None else (out, None)
         end = plan.stage_contexts(B, ctx)[-1]

@@ -338,6 +338,24 @@ class MixOp(Op):
         return None
 
 
+class TileOp(Op):
+    """Makes each output image from whole-pixel translated tiles of several images of the batch.
+
+    ``tiles(B, params, ctx)`` returns ``(sources, shifts, bounds)``: ``sources`` (N, T)
+    int64 the batch index each tile reads (tile 0 may be the sample itself), ``shifts``
+    (N, T, 2) float32 whole-pixel ``(dx, dy)`` by which the source moves, and ``bounds``
+    (N, T, 4) float32 each tile's output rectangle ``(x0, y0, x1, y1)`` (they partition the
+    image; later tiles win). Labels mix by the tiles' areas. (``Mosaic``.)"""
+
+    family = "tile"
+    changes_labels = True
+    #: the tiles per output image (T)
+    count: ClassVar[int] = 1
+
+    def tiles(self, B: Any, params: Mapping[str, Any], ctx: Context) -> tuple[Any, Any, Any]:
+        raise NotImplementedError
+
+
 class LabelOp(Op):
     """Changes (N, K) soft labels only: ``labels(B, y, params, ctx) -> y``."""
 

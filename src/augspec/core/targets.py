@@ -33,6 +33,9 @@ Conventions (docs/targets.md):
   own boxes by the share it leaves uncovered; any other weight map counts a pixel as
   the partner's where ``w > 0.5``. A box of weight 0 is dropped. Keypoints stay the
   sample's own, invisible where the partner's pixels are.
+- **Tiles** (``Mosaic``): masks are tiled as the images; each tile's boxes move with
+  its image and are clipped to the tile's rectangle (the box slots times the tiles);
+  keypoints are the sample's own, invisible outside its tile.
 - **Synthetic**: a replaced sample's mask is all ``ignore_index``; its boxes are
   dropped and its keypoints invisible. Colour, pixel, feature and label stages leave
   targets as they are.
@@ -134,7 +137,7 @@ def move(plan: Any, B: Any, t: Targets, params: Mapping[str, Any], ctx: Context,
             for axis, parity in _flip_parity(plan, B, st, params, c).items():
                 flips[axis] = parity if axis not in flips else B.logical_xor(flips[axis], parity)
             continue
-        if flips and st.kind in ("geometric", "region", "mix", "pixel"):
+        if flips and st.kind in ("geometric", "region", "mix", "tile", "pixel"):
             t, flips = _flipped(B, t, flips, c), {}
         if st.kind == "synthetic":
             (lf,) = st.leaves
@@ -154,6 +157,8 @@ def move(plan: Any, B: Any, t: Targets, params: Mapping[str, Any], ctx: Context,
                 t = _covered(B, t, _gated(plan, B, lf, params, box_mask(B, *edges, c)), c, rules)
         elif st.kind == "mix":
             t = _mix(plan, B, st, t, params, c, rules)
+        elif st.kind == "tile":
+            t = _tile(plan, B, st, t, params, c, rules)
     return _flipped(B, t, flips, ctxs[-1]) if flips else t
 
 
@@ -183,6 +188,18 @@ def _flipped(B: Any, t: Targets, flips: dict[str, Any], ctx: Context) -> Targets
             cols[k], cols[k + 2] = B.where(on, size - hi, lo), B.where(on, size - lo, hi)
             t = replace(t, boxes=B.stack(cols, axis=-1))
     return t
+
+
+def box_slots(plan: Any) -> int:
+    """How many times the box slots grow through ``plan``: twice per mix stage, the tile count
+    (``TileOp.count``) per tile stage."""
+    k = 1
+    for st in plan.stages:
+        if st.kind == "mix":
+            k *= 2
+        elif st.kind == "tile":
+            k *= int(getattr(st.leaves[0].op, "count", 1))
+    return k
 
 
 def _gated(plan: Any, B: Any, lf: Any, params: Mapping[str, Any], m: Any) -> Any:
@@ -448,3 +465,47 @@ def _left_ok(B: Any, left: Any, area: Any, rules: TargetRules) -> Any:
     if rules.min_visibility > 0.0:
         ok = ok & (left >= rules.min_visibility * area)
     return ok
+
+
+# --------------------------------------------------------------------- tiles
+def _tile(plan: Any, B: Any, st: Any, t: Targets, params: Mapping[str, Any], ctx: Context,
+          rules: TargetRules) -> Targets:
+    """A tile op (``Mosaic``): masks tiled as the images (nearest, ``ignore_index`` where a tile's
+    image does not reach); each tile's boxes moved by its shift and clipped to its rectangle
+    (the box slots times the tiles); keypoints the sample's own (tile 0's, when it is the
+    sample itself), invisible outside that tile."""
+    from .plan import tile_layout, tile_pixels
+
+    (lf,) = st.leaves
+    sources, shifts, bounds = tile_layout(plan, B, lf, params, ctx)
+    k = B.shape(sources)[1]
+    if t.mask is not None:
+        fill = (0.0,) if t.soft else (float(rules.ignore_index),)
+        t = replace(t, mask=tile_pixels(B, t.mask, sources, shifts, bounds, ctx,
+                                        "bilinear" if t.soft else "nearest", fill))
+    if t.points is not None:
+        d = B.reshape(shifts[:, 0], (-1, 1, 2))
+        p = t.points + d
+        b = B.reshape(bounds[:, 0], (-1, 1, 4))
+        inside = (p[..., 0] >= b[..., 0]) & (p[..., 0] < b[..., 2]) & (p[..., 1] >= b[..., 1]) & (p[..., 1] < b[..., 3])
+        t = replace(t, points=p, visible=t.visible & inside)
+    if t.boxes is None:
+        return t
+    boxes, valid, weights, labels = [], [], [], []
+    for j in range(k):
+        src = sources[:, j]
+        d = B.reshape(shifts[:, j], (-1, 1, 2))
+        moved = B.take(t.boxes, src) + B.concat([d, d], axis=-1)
+        r = B.reshape(bounds[:, j], (-1, 1, 4))
+        x0, y0 = B.maximum(moved[..., 0], r[..., 0]), B.maximum(moved[..., 1], r[..., 1])
+        x1, y1 = B.minimum(moved[..., 2], r[..., 2]), B.minimum(moved[..., 3], r[..., 3])
+        x1, y1 = B.maximum(x1, x0), B.maximum(y1, y0)
+        clipped = B.stack([x0, y0, x1, y1], axis=-1) + 0.0
+        before = _area(B, *(moved[..., i] for i in range(4)))
+        boxes.append(clipped)
+        valid.append(_keep(B, B.take(t.valid, src), clipped, _area(B, x0, y0, x1, y1), before, rules))
+        weights.append(B.take(t.weights, src))
+        if t.labels is not None:
+            labels.append(B.take(t.labels, src))
+    return replace(t, boxes=B.concat(boxes, axis=1), valid=B.concat(valid, axis=1),
+                   weights=B.concat(weights, axis=1), labels=B.concat(labels, axis=1) if labels else None)
