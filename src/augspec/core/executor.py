@@ -23,7 +23,8 @@ chunk's intermediates stay in the cache; the params are drawn for the whole batc
 first and sliced, so the values do not change. A backend whose mix stage kernel
 has a ``chunked`` attribute runs the mix right after that prefix chunk by chunk
 too. The memory the chunks write is the backend's ``memory`` object (``Memory``).
-Plans that set the size are not chunked.
+A prefix with a crop or resize writes chunks of its output size; a batch of images of
+different sizes is not chunked.
 """
 
 from __future__ import annotations
@@ -158,8 +159,10 @@ class Executor:
     def chunk_bounds(self, B: Any, ctx: Context) -> list[int] | None:
         """The chunk edges of a batch under the backend's ``chunk_bytes`` policy, else None."""
         limit = getattr(B, "chunk_bytes", None)
+        if not limit or self.samplewise_prefix == self.sources or not isinstance(ctx.height, int):
+            return None  # (images of different sizes: one whole batch)
         per = ctx.channels * ctx.height * ctx.width * 4
-        if not limit or self.samplewise_prefix == self.sources or self.plan.sets_size or ctx.n * per <= limit:
+        if ctx.n * per <= limit:
             return None
         pieces = -(-ctx.n * per // limit)
         return [j * ctx.n // pieces for j in range(pieces + 1)]  # balanced: sizes differ by one at most
@@ -172,7 +175,8 @@ class Executor:
         run before on the whole input (``Plan.apply_sources``): a generator is called once."""
         plan = self.plan
         k = self.samplewise_prefix
-        shape = (ctx.n, *B.shape(x)[1:])
+        end = plan.stage_contexts(B, ctx)[k]  # the prefix's output size (crops and resizes set it)
+        shape = (ctx.n, *_with_size(B, B.shape(x)[1:], end.height, end.width))
         mix = plan.stages[k] if k < len(plan.stages) else None
         mix_kernel = self.stage_kernels.get("mix") if mix is not None and mix.kind == "mix" else None
         chunked_mix = getattr(mix_kernel, "chunked", None)
@@ -190,10 +194,15 @@ class Executor:
                 memory.end()
         if chunked_mix is not None:
             out = memory.whole(shape, device)
-            call = StageCall(plan, B, mix, k, params, ctx, fuse, memory, False)
+            call = StageCall(plan, B, mix, k, params, end, fuse, memory, False)
             y = chunked_mix(call, dest, out, y, bounds, finite)
             dest, k = out, k + 1
         return self.run(B, Flow(dest, y, scale, True, finite), params, ctx, fuse, memory, (k, len(plan.stages)))
+
+
+def _with_size(B: Any, one: tuple[int, ...], h: int, w: int) -> tuple[int, ...]:
+    """One image's shape ``one`` in ``B``'s layout with height ``h`` and width ``w``."""
+    return (h, w, one[2]) if B.layout == "NHWC" else (one[0], h, w)
 
 
 _NO_MEMORY = Memory()
