@@ -49,6 +49,7 @@ EXAMPLES: dict[str, tuple[Callable[[], Any], str]] = {
     "cutout": (lambda: aug.CutOut(holes=3, size=(0.25, 0.25)), "erase boxes (DeVries & Taylor)"),
     "mixup": (lambda: aug.MixUp(alpha=1.0), "x = lambda x_i + (1 - lambda) x_j, labels likewise"),
     "cutmix": (lambda: aug.CutMix(alpha=1.0), "paste a box of the partner; label weight = pasted fraction"),
+    "mosaic": (lambda: aug.Mosaic(), "four images of the batch around a random centre (YOLO); labels by area"),
     "label_smoothing": (lambda: aug.LabelSmoothing(0.3), "y -> (1 - alpha) y + alpha / K (labels only)"),
     "dropout": (lambda: aug.Dropout(rate=0.3), "inverted dropout: x * keep / (1 - rate) (shown rescaled)"),
     "one_of": (lambda: aug.OneOf([aug.MixUp(alpha=1.0), aug.CutMix(alpha=1.0)]),
