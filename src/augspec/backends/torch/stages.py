@@ -24,7 +24,7 @@ import torch
 
 from ...core.executor import Flow, StageCall
 from ...core.plan import affine_inverse
-from ...core.resample import needs_warp, resample_stage, sets_size
+from ...core.resample import needs_warp, resample_stage, sets_size, stage_map
 from .memory import TorchMemory
 from .warp import _is_identity, _resample
 
@@ -62,8 +62,16 @@ def _gated(call: StageCall, leaf: Any) -> Any:
 def geometric(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
     """One resampling at the composed inverse matrix (flips alone: a masked flip)."""
     plan, st, ctx, B, x = call.plan, call.stage, call.ctx, call.B, flow.x
+    fill = tuple(float(v) / flow.scale for v in (st.fill if st.fill is not None else (0.0,)))  # x holds value / scale
+    if (sets_size(st) and not needs_warp(st) and isinstance(ctx.height, int) and x.dtype == torch.float32
+            and (st.interpolation or "bilinear") == "bilinear"
+            and not all(getattr(lf.op, "axis_aligned", False) for lf in st.leaves)):
+        # a crop fused with a rotation or shear: one grid_sample at the output size (the core's
+        # general warp, bilinear, with grid_sample's taps)
+        m, oh, ow = stage_map(plan, B, st, call.params, ctx)
+        out = _resample(B, x, affine_inverse(B, m), "bilinear", fill, st.fill_mode or "constant", size=(oh, ow))
+        return Flow(out, flow.y, flow.scale, True, flow.finite)
     if sets_size(st) or needs_warp(st) or not isinstance(ctx.height, int):  # the core's resampling, at the flow's scale
-        fill = tuple(float(v) / flow.scale for v in (st.fill if st.fill is not None else (0.0,)))
         out = resample_stage(plan, B, replace_fill(st, fill), x, call.params, ctx)
         return Flow(out, flow.y, flow.scale, True, flow.finite)
     if all(lf.op.flip_axis for lf in st.leaves):  # flips commute with the scale
@@ -79,7 +87,6 @@ def geometric(call: StageCall, flow: Flow, mem: TorchMemory) -> Flow | None:
         m = mk if m is None else torch.matmul(mk, m)
     inv = affine_inverse(B, m)
     interp = st.interpolation or "bilinear"
-    fill = tuple(float(v) / flow.scale for v in (st.fill if st.fill is not None else (0.0,)))  # x holds value / scale
     gated = all(lf.gates for lf in st.leaves)
     idx = plan.gated_rows(B, st, call.params) if gated else None
     if idx is not None:  # an eager CPU batch: warp only the samples some gate is on for

@@ -88,18 +88,21 @@ def _grid_sample(x: Any, grid: Any, mode: str, padding: str = "zeros") -> Any:
 
 
 
-def sample_grid(inverse: Any, n: int, h: int, w: int, dtype: Any, out: Any = None) -> Any:
+def sample_grid(inverse: Any, n: int, h: int, w: int, dtype: Any, out: Any = None,
+                size: tuple[int, int] | None = None) -> Any:
     """The ``grid_sample`` grid (N, H, W, 2) of a pixel-frame inverse matrix.
 
     With ``align_corners=False`` a normalized coordinate g is the pixel-frame
     coordinate ``(g + 1) W / 2``, and output pixel j has its centre at
     ``j + 0.5``, so the source coordinate of output pixel (i, j) is
     ``g_x = (2 / W) (a (j + 0.5) + b (i + 0.5) + c) - 1`` (likewise g_y): two
-    broadcast multiply-adds over (N, H, W), no (N, H*W, 3) matmul."""
+    broadcast multiply-adds over (N, H, W), no (N, H*W, 3) matmul. ``size``: the output's
+    (height, width) when it is not the input's ``(h, w)`` (a crop fused with the warp)."""
     inv = inverse.to(torch.float64) if inverse.device.type == "cpu" else inverse
     dev = inverse.device
-    xs = (torch.arange(w, device=dev, dtype=inv.dtype) + 0.5).reshape(1, 1, w)
-    ys = (torch.arange(h, device=dev, dtype=inv.dtype) + 0.5).reshape(1, h, 1)
+    oh, ow = size if size is not None else (h, w)
+    xs = (torch.arange(ow, device=dev, dtype=inv.dtype) + 0.5).reshape(1, 1, ow)
+    ys = (torch.arange(oh, device=dev, dtype=inv.dtype) + 0.5).reshape(1, oh, 1)
     r = torch.stack([inv[:, 0, :] * (2.0 / w), inv[:, 1, :] * (2.0 / h)], dim=1)  # rows scaled
     r = torch.cat([r[:, :, :2], r[:, :, 2:] - 1.0], dim=-1).to(dtype)
     xs, ys = xs.to(dtype), ys.to(dtype)
@@ -115,16 +118,19 @@ def sample_grid(inverse: Any, n: int, h: int, w: int, dtype: Any, out: Any = Non
 
 
 def _resample(B: Any, x: Any, inverse: Any, interpolation: str, fill: tuple[float, ...], fill_mode: str,
-              grid_out: Any = None) -> Any:
+              grid_out: Any = None, size: tuple[int, int] | None = None) -> Any:
     """NCHW ``x`` sampled at the pixel-frame ``inverse`` (the warp of both the generic
     and the eager path): nearest by gathering (``_warp_nearest``), bilinear with
     ``grid_sample`` (its padding for "nearest" / "reflect", a fill ``f`` as
-    ``warp(x - f) + f``). ``grid_out`` is a buffer for the grid."""
+    ``warp(x - f) + f``). ``grid_out`` is a buffer for the grid; ``size`` the output's
+    (height, width) where it differs (bilinear only)."""
     n, c, h, w = x.shape
     if interpolation == "nearest":
+        if size is not None:
+            raise ValueError("_resample: a nearest warp keeps the size")
         fv = B.asarray(tuple(float(v) for v in fill), "float32")
         return _warp_nearest(x, inverse, fv.expand(c) if fv.numel() == 1 else fv, fill_mode)
-    grid = sample_grid(inverse, n, h, w, x.dtype, out=grid_out)
+    grid = sample_grid(inverse, n, h, w, x.dtype, out=grid_out, size=size)
     if fill_mode != "constant":
         return _grid_sample(x, grid, "bilinear", PADDING[fill_mode])
     if any(v != 0.0 for v in fill):
