@@ -69,3 +69,22 @@ def test_tensorflow_resamples_once(monkeypatch):
     assert len(calls) == 1, calls  # one warp in the traced graph
     ref = _reference({k: np.asarray(v) for k, v in params.items()})
     np.testing.assert_allclose(out[:, 1:-1, 1:-1].astype(np.float32), ref[:, 1:-1, 1:-1].astype(np.float32), atol=1.0)
+
+
+def test_targets_follow_a_plugin_warp_with_no_code_of_its_own():
+    """Masks, boxes and keypoints move with ``tilt`` through its matrix alone."""
+    x = np.zeros((2, 16, 16, 1), np.float32)
+    x[:, 5, 9, 0] = 1.0
+    m = (x[..., 0] * 3).astype(np.uint8)
+    run = aug.Pipeline([Tilt(degrees=90)], seed=2).compile("numpy")
+    params = run.sample(2, (16, 16, 1))
+    params = {k: np.array([90.0, -90.0], np.float32) for k in params}  # quarter turns: whole pixels
+    t = aug.Pipeline([Tilt(degrees=90)], seed=2).compile("numpy")
+    t.sample = lambda n, shape=None: params  # the same pinned draws for the call with targets
+    out = t(x, masks=m, boxes=np.array([[[9, 5, 10, 6]]] * 2, np.float32),
+            keypoints=np.array([[[9.5, 5.5]]] * 2, np.float32))
+    for i in range(2):
+        (r, c), = np.argwhere(out["images"][i, ..., 0] > 0.5)
+        assert out["masks"][i, r, c] == 3 and (out["masks"][i] == 3).sum() == 1
+        assert np.allclose(out["keypoints"][i, 0], [c + 0.5, r + 0.5], atol=1e-4)
+        assert np.allclose(out["boxes"][i, 0], [c, r, c + 1, r + 1], atol=1e-4)
