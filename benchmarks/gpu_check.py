@@ -518,6 +518,41 @@ def synthetic_section(args: argparse.Namespace, dev: torch.device) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------ targets
+def targets_section(args: argparse.Namespace, dev: torch.device) -> list[str]:
+    """Masks, boxes and keypoints on the device equal the CPU's (the segmentation and
+    detection pipelines of ``bench_targets.py``); then their time per batch on the device,
+    images alone and with targets (boxes padded: no host read)."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from bench_targets import det_pipeline, seg_pipeline
+
+    n, size = (4, 64) if args.quick else (32, 512)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.integers(0, 256, (n, 3, size, size), dtype=np.uint8))
+    m = torch.from_numpy(rng.integers(0, 21, (n, size, size)).astype(np.uint8))
+    lo = rng.uniform(0, 0.8, (n, 50, 2)) * size
+    b = torch.from_numpy(np.concatenate([lo, lo + rng.uniform(4, 0.2 * size, (n, 50, 2))], -1).astype(np.float32))
+    valid = torch.from_numpy(rng.random((n, 50)) < 0.6)
+    lines = []
+    for name, pipe, kw in (("segmentation", seg_pipeline(size), {"masks": m}),
+                           ("detection", det_pipeline(size), {"boxes": b, "box_valid": valid})):
+        cpu = pipe.compile("torch", targets={"min_size": 1.0})
+        gpu = pipe.compile("torch", targets={"min_size": 1.0})
+        want = cpu(x, **kw)
+        got = gpu(x.to(dev), **{k: v.to(dev) for k, v in kw.items()})
+        same = {k: (torch.equal(got[k].cpu(), want[k]) if not want[k].dtype.is_floating_point
+                    else bool(torch.allclose(got[k].cpu().float(), want[k].float(), atol=1e-3)))
+                for k in want if k != "images"}
+        lines.append(f"{name} targets on {dev} equal the CPU's: {same}")
+        xs = [x.to(dev) for _ in range(3)]
+        kws = [{k: v.to(dev) for k, v in kw.items()} for _ in range(3)]
+        t_img = timeit(lambda i, r=gpu, xs=xs: r(xs[i % 3]), dev, args.repeats)
+        t_all = timeit(lambda i, r=gpu, xs=xs, kws=kws: r(xs[i % 3], **kws[i % 3]), dev, args.repeats)
+        lines.append(f"{name}, batch {n} at {size} px on {dev}: images {t_img:.2f} ms, "
+                     f"with targets {t_all:.2f} ms per batch")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -550,7 +585,8 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     parts += lines + [""]
     for tag, section in (("R3", lambda: r3_agreement(dev)), ("R3", lambda: r3_timings(args, dev)),
-                         ("R4", lambda: r4_timings(args, dev)), ("synthetic", lambda: synthetic_section(args, dev))):
+                         ("R4", lambda: r4_timings(args, dev)), ("synthetic", lambda: synthetic_section(args, dev)),
+                         ("targets", lambda: targets_section(args, dev))):
         try:
             lines = section()
         except Exception as e:
