@@ -7,7 +7,8 @@ then recipes R3 and R4 (policies) at batch 256 from a list of uint8 images of mi
 device (agreement with NumPy, and augspec against torchvision v2 per image and
 kornia (per-image crops) + timm Mixup); then synthetic data (``bench_synthetic.py``):
 the fractal render rate at 64 x 64 (target 1,000,000 images / s on an H100), its agreement
-with NumPy, and what ``Synthetic`` adds to a pipeline.
+with NumPy, and what ``Synthetic`` adds to a pipeline; then masks and boxes on the device
+(``bench_targets.py``'s pipelines: agreement with the CPU, time with and without targets).
 
     PYTHONPATH=src python benchmarks/gpu_check.py                      # on the GPU machine
     PYTHONPATH=src python benchmarks/gpu_check.py --device cpu --quick # smoke test anywhere

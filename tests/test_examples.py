@@ -84,6 +84,41 @@ def test_synthetic_data_tiny(examples, tmp_path, framework, capsys):
 
 
 @pytest.mark.parametrize("framework", ["torch", "tensorflow"])
+def test_segmentation_tiny(examples, tmp_path, framework, capsys):
+    pytest.importorskip(framework)
+    pytest.importorskip("skimage")
+    seg = importlib.import_module("segmentation")  # on the path the fixture set
+    only = "none,augment,augment+cutmix" if framework == "torch" else "augment+cutmix"  # TensorFlow: tracing is slow
+    assert seg.main(["--tiny", "--framework", framework, "--only", only, "--out", str(tmp_path)]) == 0
+    text = (tmp_path / f"segmentation_{framework}.md").read_text()
+    rows = _table_rows(text)
+    assert [r[0] for r in rows] == only.split(",")
+    for r in rows:
+        miou, acc = (float(v.split("±")[0]) for v in r[1:3])
+        assert 0.0 <= miou <= 1.0 and 0.0 <= acc <= 1.0
+        assert all(0.0 <= float(v) <= 1.0 for v in r[3:3 + seg.CLASSES])  # each class's IoU
+    assert all(r[3 + seg.CLASSES] in (framework, "numpy") for r in rows if r[0] != "none")
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_segmentation_data_and_metrics(examples):
+    pytest.importorskip("skimage")
+    seg = importlib.import_module("segmentation")
+    x, m = seg.make_dataset(6, 0, seg.load_photos()[:2])
+    assert x.shape == (6, seg.SIDE, seg.SIDE, 3) and x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    assert m.shape == (6, seg.SIDE, seg.SIDE) and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 1, 2, 3}
+    assert (m > 0).any(axis=(1, 2)).all()  # every image has a shape
+    gt = np.array([[0, 1, 1, seg.IGNORE]])
+    pred = np.array([[0, 1, 2, 3]])  # the ignored pixel does not count
+    cm = seg.confusion(pred, gt)
+    assert cm.sum() == 3
+    s = seg.scores(cm)
+    # IoU: background 1/1, disc 1/2, square 0/1, triangle absent from truth and prediction (left out)
+    assert s["miou"] == pytest.approx((1.0 + 0.5 + 0.0) / 3) and s["pixel_acc"] == pytest.approx(2 / 3)
+    assert np.isnan(s["iou"][3])
+
+
+@pytest.mark.parametrize("framework", ["torch", "tensorflow"])
 def test_transfer_learning_tiny(examples, tmp_path, framework):
     pytest.importorskip(framework)
     _, tl = examples

@@ -516,3 +516,26 @@ def test_keras_layer_takes_a_dict_in_tf_data():
     assert out["image"].shape == (4, 8, 8, 3) and out["mask"].shape == (4, 8, 8) and out["boxes"].shape == (4, 3, 4)
     kept = out["boxes"].numpy()[out["box_valid"].numpy()]
     assert np.all((kept >= 0) & (kept <= 8))
+
+
+def test_tensorflow_masks_agree_eagerly_in_a_function_and_with_numpy():
+    """The eager call compiles its whole step; in a graph the pass is compiled as the images are
+    (XLA), so a nearest pick decides a tie the images' way; every batch shape its own trace."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    m0 = np.kron(rng.integers(0, 4, (16, 6, 6)), np.ones((8, 8), int)).astype(np.uint8)
+    x0 = np.repeat((m0 * 60)[..., None], 3, -1).astype(np.float32) / 255
+    ops = [aug.RandomResizedCrop((48, 48), scale=(0.5, 1.0), interpolation="nearest", antialias=False)]
+    eager = _run(ops, "tensorflow")
+    fn_run = _run(ops, "tensorflow")
+    fn = tf.function(lambda a, b: fn_run(a, masks=b))
+    ref = _run(ops)
+    for step in range(3):
+        want = ref(x0, masks=m0)
+        got_e = eager(tf.constant(x0), masks=tf.constant(m0))
+        got_f = fn(tf.constant(x0), tf.constant(m0))
+        assert np.array_equal(got_e["masks"].numpy(), want["masks"]), step
+        assert np.array_equal(got_f["masks"].numpy(), want["masks"]), step
+        assert np.array_equal(np.rint(got_f["images"].numpy()[..., 0] * 255 / 60), got_f["masks"].numpy())
+    small = eager(tf.constant(x0[:5]), masks=tf.constant(m0[:5]))  # another shape after the first
+    assert small["masks"].shape == (5, 48, 48)

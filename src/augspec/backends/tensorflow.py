@@ -35,6 +35,7 @@ of ``backends/base.py`` with TensorFlow ops (NHWC by default, NCHW on request);
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -52,7 +53,7 @@ from ..core.random import M32, Permutation, Sampler, bits_to_uniform, random_bit
 from ..core.run import Ragged, Run
 from ..core.spec import Context
 from ..core.target_io import parse
-from ..core.targets import move
+from ..core.targets import Targets, move
 from ..distributed import default_rank, tf_replica_rank
 from .base import Backend
 
@@ -724,6 +725,22 @@ class TFRun(Run):
         targets' pass under those params."""
         if not training:
             return super()._targets_step(plan, images, labels, t, ctx, training)
+        if (tf.executing_eagerly() and step is None and epoch is None and not isinstance(images, Ragged)
+                and not tf.config.functions_run_eagerly()):
+            # eagerly: the whole step as one function (the targets' pass op by op costs 10x the images)
+            fields_ = [f.name for f in dataclasses.fields(Targets) if f.name != "soft"]
+            key = (t.soft, labels is None)
+            fn = self.__dict__.setdefault("_targets_fns", {}).get(key)
+            if fn is None:
+                def body(x: Any, y: Any, arrays: dict[str, Any], soft: bool = t.soft) -> Any:
+                    c = self._check_batch(plan, x, y, "check")[-1]  # this trace's sizes
+                    out, moved = self._targets_step(plan, x, y, Targets(soft=soft, **arrays), c, training)
+                    return out, {f: getattr(moved, f) for f in fields_}
+                fn = self._targets_fns[key] = tf.function(body, autograph=False)
+            x = self.backend.as_images(images)
+            y = None if labels is None else self._guard_ids(self.backend.as_labels(labels))
+            out, arrays = fn(x, y, {f: getattr(t, f) for f in fields_})
+            return out, dataclasses.replace(t, **arrays)
         B = self.backend
         x = self._buffer(images)
         if isinstance(images, Ragged):
@@ -733,7 +750,20 @@ class TFRun(Run):
         e, s, r, w = self.key_tensors(step, epoch)
         params = self._draw(n, hwc, derive_key_tf(self.seed, e, s, r, w))
         out = self.apply(images, labels, params)
+        if self.backend.kernels == "xla" and not tf.executing_eagerly() and not in_xla_context():
+            # the pass compiled by XLA as the images are, so a nearest pick decides a tie as theirs does
+            return out, self._xla_move(plan, t, params, ctx)
         return out, move(plan, B, t, params, ctx, self.targets)
+
+    def _xla_move(self, plan: Any, t: Any, params: Any, ctx: Any) -> Any:
+        fields_ = [f.name for f in dataclasses.fields(Targets) if f.name != "soft"]
+
+        def body(arrays: dict[str, Any], params: Any) -> Any:
+            moved = move(plan, self.backend, Targets(soft=t.soft, **arrays), params, ctx, self.targets)
+            return {f: getattr(moved, f) for f in fields_}
+
+        arrays = tf.function(body, jit_compile=True, autograph=False)({f: getattr(t, f) for f in fields_}, params)
+        return dataclasses.replace(t, **arrays)
 
     def _guard_ids(self, y: Any) -> Any:
         """Class ids out of ``[0, num_classes)`` raise instead of becoming all-zero one-hot
