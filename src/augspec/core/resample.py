@@ -14,7 +14,7 @@ A stage's forward matrices compose leaf by leaf, each op seeing its input's size
   ``K = ceil(2 F) + 1`` for the static bound ``F`` of ``f`` (``GeometricOp.footprint``
   of the batch's buffer size, or of ``B.max_image_side`` where a trace does not know
   it); ``f`` is capped at ``F``, so a wrong bound narrows the filter but keeps it centred.
-  Nearest is one tap at ``floor(u)``.
+  Nearest is one tap at ``floor(u + 1/2)``: a plain gather (``B.take_along``).
 - ``warp``: any other map, bilinear or nearest, through ``B.take`` on the flattened
   batch (no antialiasing: the taps are the four neighbours). It also takes projective
   inverses (``GeometricOp.projective``: the source point is ``(X / Z, Y / Z)`` of
@@ -201,8 +201,15 @@ def _lines(B: Any, v: Any, axis: str) -> Any:
     return B.reshape(v, (n, 1, length, 1) if axis == "h" else (n, 1, 1, length))
 
 
-def _pass(B: Any, x: Any, taps: tuple[Any, Any, Any], axis: str, fill: Any) -> Any:
+def _pass(B: Any, x: Any, taps: tuple[Any, Any, Any], axis: str, fill: Any, nearest: bool = False) -> Any:
     idx, wts, outside = taps
+    if nearest:  # one tap of weight 1: a plain gather (no weighted sum), the fill where it is outside
+        out = B.take_along(x, B.cast(idx[:, :, 0], "int64"), axis)
+        if B.dtype_name(out) != "float32":
+            out = B.cast(out, "float32")
+        if outside is not None:
+            out = B.where(_lines(B, outside, axis), 0.0 if fill is None else fill, out)
+        return out
     out = B.gather_sum(x, B.cast(idx, "int64"), wts, axis)
     if outside is not None and fill is not None:
         out = B.where(_lines(B, outside, axis), fill, out)
@@ -228,9 +235,10 @@ def separable(B: Any, x: Any, inverse: Any, size: tuple[int, int], extent: tuple
     if first is None:
         first = "w" if not (_static(h) and _static(w)) or h * ow * kx + oh * ow * ky <= oh * w * ky + oh * ow * kx \
             else "h"
+    near = interpolation == "nearest"
     if first == "w":
-        return _pass(B, _pass(B, x, tx, "w", f), ty, "h", f)
-    return _pass(B, _pass(B, x, ty, "h", f), tx, "w", f)
+        return _pass(B, _pass(B, x, tx, "w", f, near), ty, "h", f, near)
+    return _pass(B, _pass(B, x, ty, "h", f, near), tx, "w", f, near)
 
 
 # -------------------------------------------------------------------- warp
