@@ -440,18 +440,42 @@ def charts(summary: dict[str, dict[str, float]], results: list[dict[str, Any]], 
     return [bars, rel]
 
 
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def example_parser(doc: str, steps: int, batch: int, lr: float, steps_help: str = "training steps per run",
+                   lr_help: str | None = None) -> argparse.ArgumentParser:
+    """The flags every example shares: --framework, --seeds, --steps, --batch, --lr."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--framework", choices=("torch", "tensorflow"), default="torch")
     p.add_argument("--seeds", default="0,1,2", help="comma separated (default 0,1,2)")
-    p.add_argument("--steps", type=int, default=500, help="training steps per run (default 500)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--steps", type=int, default=steps, help=f"{steps_help} (default {steps})")
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--lr", type=float, default=lr, help=lr_help)
+    return p
+
+
+def parse_args(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``p``'s arguments, with ``seed_list`` the seeds as integers."""
+    args = p.parse_args(argv)
+    args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
+    return args
+
+
+def chosen_settings(only: str | None, table: dict[str, Any]) -> list[str] | None:
+    """The setting names ``--only`` asks for (all by default), or None (said on stderr) when
+    one is not in ``table``."""
+    names = [n.strip() for n in only.split(",")] if only else list(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        print(f"unknown settings {unknown}; choose from {list(table)}", file=sys.stderr)
+        return None
+    return names
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = example_parser(__doc__, steps=500, batch=32, lr=2e-3)
     p.add_argument("--only", help="comma separated setting names (default: all)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"), help="folder for the table and charts")
     p.add_argument("--tiny", action="store_true", help="smoke test: 1 seed, 3 settings, 15 steps")
-    args = p.parse_args(argv)
-    args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args = parse_args(p, argv)
     if args.tiny:
         args.seed_list, args.steps, args.batch = args.seed_list[:1], 15, 16
         args.only = args.only or "none,geo+pixel+cutmix,all"
@@ -481,10 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     x, y = load_digits_images()
     x_tr, x_te, y_tr, y_te = split(x, y)
     table = settings()
-    names = [n.strip() for n in args.only.split(",")] if args.only else list(table)
-    unknown = [n for n in names if n not in table]
-    if unknown:
-        print(f"unknown settings {unknown}; choose from {list(table)}", file=sys.stderr)
+    names = chosen_settings(args.only, table)
+    if names is None:
         return 2
     results = []
     for n in names:

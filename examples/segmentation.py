@@ -387,19 +387,13 @@ def markdown(summary: dict[str, dict[str, Any]], args: argparse.Namespace, n_tra
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--framework", choices=("torch", "tensorflow"), default="torch")
-    p.add_argument("--seeds", default="0,1,2", help="comma separated (default 0,1,2)")
-    p.add_argument("--steps", type=int, default=600, help="training steps per run (default 600)")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam's initial learning rate, cosine decay to 0")
+    p = sd.example_parser(__doc__, steps=600, batch=16, lr=5e-3, lr_help="Adam's initial learning rate, cosine decay to 0")
     p.add_argument("--train", type=int, default=96, help="training images (default 96)")
     p.add_argument("--test", type=int, default=400, help="test images (default 400)")
     p.add_argument("--only", help="comma separated setting names (default: all)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"), help="folder for the table")
     p.add_argument("--tiny", action="store_true", help="smoke test: 1 seed, 16 training and 32 test images, 5 steps, no XLA")
-    args = p.parse_args(argv)
-    args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args = sd.parse_args(p, argv)
     if args.tiny:
         args.seed_list, args.steps, args.batch, args.train, args.test = args.seed_list[:1], 5, 8, 16, 32
     return args
@@ -409,10 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     sd.one_thread(args.framework)
     table = settings()
-    names = [n.strip() for n in args.only.split(",")] if args.only else list(table)
-    unknown = [n for n in names if n not in table]
-    if unknown:
-        print(f"unknown settings {unknown}; choose from {list(table)}", file=sys.stderr)
+    names = sd.chosen_settings(args.only, table)
+    if names is None:
         return 2
     t_all = time.perf_counter()
     photos = load_photos()

@@ -183,12 +183,7 @@ def chart(summary: dict[str, dict[str, float]], path: Path) -> Path:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--framework", choices=("torch", "tensorflow"), default="torch")
-    p.add_argument("--seeds", default="0,1,2", help="comma separated (default 0,1,2)")
-    p.add_argument("--steps", type=int, default=500, help="digits training steps per run (default 500)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p = sd.example_parser(__doc__, steps=500, batch=32, lr=2e-3, steps_help="digits training steps per run")
     p.add_argument("--fractals", type=int, default=10_000, help="fractal images to pre-train on (default 10000)")
     p.add_argument("--fractal-classes", type=int, default=100, help="fractal classes (default 100)")
     p.add_argument("--fractal-test", type=int, default=1000, help="held-out fractal images (default 1000)")
@@ -197,8 +192,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", help="comma separated setting names (default: all)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"), help="folder for the table and chart")
     p.add_argument("--tiny", action="store_true", help="smoke test: 1 seed, 15 steps, 500 fractals, 10 pre-steps")
-    args = p.parse_args(argv)
-    args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args = sd.parse_args(p, argv)
     if args.tiny:
         args.seed_list, args.steps, args.batch = args.seed_list[:1], 15, 16
         args.fractals, args.fractal_test, args.pre_steps, args.pre_batch = 500, 100, 10, 16
@@ -212,10 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     x_tr, x_te, y_tr, y_te = sd.split(x, y)
     data = (x_tr, y_tr, x_te, y_te)
     table = settings()
-    names = [n.strip() for n in args.only.split(",")] if args.only else list(table)
-    unknown = [n for n in names if n not in table]
-    if unknown:
-        print(f"unknown settings {unknown}; choose from {list(table)}", file=sys.stderr)
+    names = sd.chosen_settings(args.only, table)
+    if names is None:
         return 2
     t_all = time.perf_counter()
     results = []

@@ -103,18 +103,12 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, n_test: in
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--framework", choices=("torch", "tensorflow"), default="torch")
-    p.add_argument("--seeds", default="0,1,2")
+    p = sd.example_parser(__doc__, steps=300, batch=32, lr=2e-3, steps_help="few-shot training steps")
     p.add_argument("--shots", type=int, default=5, help="examples per new class (default 5)")
     p.add_argument("--pre-steps", type=int, default=600, help="pretraining steps (default 600)")
-    p.add_argument("--steps", type=int, default=300, help="few-shot training steps (default 300)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     p.add_argument("--tiny", action="store_true", help="smoke test: 1 seed, 10 + 10 steps")
-    args = p.parse_args(argv)
-    args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args = sd.parse_args(p, argv)
     if args.tiny:
         args.seed_list, args.pre_steps, args.steps, args.batch = args.seed_list[:1], 10, 10, 16
     return args

@@ -173,13 +173,7 @@ def read(B: Any, req: Request, n: Any, h: Any, w: Any, single: bool, sizes: Any,
             t.boxes = B.cast(_array(B, boxes, "boxes"), "float32")
             shape = B.shape(t.boxes)
             _check_shape(shape, (n, None, 4), "boxes")
-            if "box_valid" in raw:
-                t.valid = _array(B, raw["box_valid"], "box_valid")
-                _check_shape(B.shape(t.valid), (n, shape[1]), "box_valid")
-                if B.dtype_name(t.valid) != "bool":
-                    raise InputTypeError(f"box_valid must be bool, got {B.dtype_name(t.valid)}")
-            else:
-                t.valid = B.ones((n, shape[1]), "float32") > 0.0
+            t.valid = _flags(B, raw.get("box_valid"), "box_valid", (n, shape[1]))
         t.boxes = _to_xyxy(B, t.boxes, req.box_format, req.normalized, ctx_h, ctx_w)
         t.weights = B.ones(B.shape(t.valid), "float32")
         if "box_labels" in raw:
@@ -215,16 +209,21 @@ def read(B: Any, req: Request, n: Any, h: Any, w: Any, single: bool, sizes: Any,
             t.points = B.cast(_array(B, pts, "keypoints"), "float32")
             _check_shape(B.shape(t.points), (n, None, 2), "keypoints")
             k = B.shape(t.points)[1]
-            if "keypoint_visible" in raw:
-                t.visible = _array(B, raw["keypoint_visible"], "keypoint_visible")
-                _check_shape(B.shape(t.visible), (n, k), "keypoint_visible")
-                if B.dtype_name(t.visible) != "bool":
-                    raise InputTypeError(f"keypoint_visible must be bool, got {B.dtype_name(t.visible)}")
-            else:
-                t.visible = B.ones((n, k), "float32") > 0.0
+            t.visible = _flags(B, raw.get("keypoint_visible"), "keypoint_visible", (n, k))
     elif "keypoint_visible" in raw:
         raise InputError("keypoint_visible needs keypoints")
     return t, door
+
+
+def _flags(B: Any, v: Any, what: str, shape: tuple[Any, Any]) -> Any:
+    """The (N, M) bool array ``v`` checked against ``shape``, or all True where absent."""
+    if v is None:
+        return B.ones(shape, "float32") > 0.0
+    v = _array(B, v, what)
+    _check_shape(B.shape(v), shape, what)
+    if B.dtype_name(v) != "bool":
+        raise InputTypeError(f"{what} must be bool, got {B.dtype_name(v)}")
+    return v
 
 
 def _read_mask(B: Any, m: Any, n: Any, h: Any, w: Any, single: bool, sizes: Any, rules: TargetRules

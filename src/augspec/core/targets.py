@@ -431,7 +431,7 @@ def _mix(plan: Any, B: Any, st: Any, t: Targets, params: Mapping[str, Any], ctx:
             lam = B.reshape(w, (-1, 1))
             own_w = sel(own_w * (1.0 - lam), own_w)
             p_wt = sel(pw * lam, p_wt)
-            p_ok = B.where(B.reshape(g, (-1, 1)), pv, p_ok) if g is not None else pv
+            p_ok = sel(pv, p_ok)
         elif callable(paste) and lf.op.name not in plan.kernels:
             y0, y1, x0, x1, _ = paste(B, p, ctx)
             y0, y1, x0, x1 = (B.reshape(v, (-1, 1)) for v in (y0, y1, x0, x1))
@@ -441,7 +441,7 @@ def _mix(plan: Any, B: Any, st: Any, t: Targets, params: Mapping[str, Any], ctx:
             inside = _area(B, cx0, cy0, cx1, cy1)
             p_boxes = sel(clipped, p_boxes)
             pok = _keep(B, pv, clipped, inside, area_p, rules)
-            p_ok = B.where(B.reshape(g, (-1, 1)), pok, p_ok) if g is not None else pok
+            p_ok = sel(pok, p_ok)
             ix0, ix1 = B.maximum(t.boxes[..., 0], x0), B.minimum(t.boxes[..., 2], x1)
             iy0, iy1 = B.maximum(t.boxes[..., 1], y0), B.minimum(t.boxes[..., 3], y1)
             left = area_own - _area(B, ix0, iy0, ix1, iy1)
@@ -452,7 +452,7 @@ def _mix(plan: Any, B: Any, st: Any, t: Targets, params: Mapping[str, Any], ctx:
             own_ok = own_ok & ~on(~_left_ok(B, area_own - covered, area_own, rules))
             inside = coverage(B, r, pb)
             pok = pv & _left_ok(B, inside, area_p, rules)
-            p_ok = B.where(B.reshape(g, (-1, 1)), pok, p_ok) if g is not None else pok
+            p_ok = sel(pok, p_ok)
     own_ok = own_ok & (own_w > 0.0)
     p_ok = p_ok & (p_wt > 0.0)
     labels = None if t.labels is None else B.concat([t.labels, B.take(t.labels, perm)], axis=1)
